@@ -1,0 +1,154 @@
+"""Plain DSP functions in torch: frame -> sample interpolation, harmonic oscillator bank, filtered noise, reverb.
+
+All work at any output sample rate from frame-rate parameters. A sample n of the output sits at frame position
+n * frame_rate / sample_rate; parameters are interpolated linearly between the two frames around it. Long signals
+are made in blocks whose boundaries are fixed in absolute time, so a block can be re-made alone with identical
+samples (incremental re-render relies on this).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+TWO_PI = 2.0 * math.pi
+
+
+def exp_sigmoid(x: torch.Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
+    """DDSP's positive squashing for network outputs: max_value * sigmoid(x) ** log(exponent) + threshold."""
+    return max_value * torch.sigmoid(x) ** math.log(exponent) + threshold
+
+
+def sample_frame_positions(start: int, stop: int, sample_rate: int, frame_rate: float, n_frames: int):
+    """For samples [start, stop): index of the frame at or before each sample and the fraction past it.
+
+    -> (index (T,) int64 clamped to [0, n_frames - 2], frac (T,) float32 in [0, 1]).
+    """
+    positions = torch.arange(start, stop, dtype=torch.float64) * (frame_rate / sample_rate)
+    index = positions.floor().clamp(0, max(n_frames - 2, 0))
+    frac = (positions - index).clamp(0.0, 1.0)
+    return index.long(), frac.float()
+
+
+def frame_phases(f0: torch.Tensor, frame_rate: float) -> torch.Tensor:
+    """Phase (radians, float64, wrapped to [0, 2pi)) of the fundamental at each frame time.
+
+    f0: (frames,) Hz. The frequency is linear between frames, so the phase advances by the trapezoid
+    2pi * (f_k + f_k+1) / 2 / frame_rate. Accumulated in float64: float32 drifts audibly within a minute.
+    """
+    f0 = f0.detach().double()
+    steps = TWO_PI * 0.5 * (f0[:-1] + f0[1:]) / frame_rate
+    phases = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(steps, 0)])
+    return torch.remainder(phases, TWO_PI)
+
+
+def sample_phases(f0: torch.Tensor, phases: torch.Tensor, index: torch.Tensor, frac: torch.Tensor,
+                  frame_rate: float) -> torch.Tensor:
+    """Exact phase of the fundamental at each sample (float32, wrapped), integrating the linear f0 from its frame.
+
+    f0, phases: (frames,); index, frac: (T,) from `sample_frame_positions` -> (T,).
+    """
+    f_start = f0.detach().double()[index]
+    f_end = f0.detach().double()[index + 1] if f0.shape[0] > 1 else f_start
+    u = frac.double()
+    advance = TWO_PI / frame_rate * (f_start * u + 0.5 * (f_end - f_start) * u * u)
+    return torch.remainder(phases[index] + advance, TWO_PI).float()
+
+
+def audible_harmonics(f0: torch.Tensor, n_harmonics: int, limit_hz: float) -> torch.Tensor:
+    """Mask (frames, n_harmonics) of harmonics below `limit_hz` at this frame and both neighbours, so that no
+    partial crosses the limit while it is interpolated between frames."""
+    padded = torch.nn.functional.pad(f0.detach()[None, None], (1, 1), mode="replicate")[0, 0]
+    highest = torch.stack([padded[:-2], padded[1:-1], padded[2:]]).amax(0)
+    numbers = torch.arange(1, n_harmonics + 1, dtype=f0.dtype)
+    return (highest[:, None] * numbers < limit_hz).to(f0.dtype)
+
+
+def frames_per_period(sample_rate: int, frame_rate: int) -> int:
+    """Fewest frames spanning a whole number of samples (1 at 48 kHz, 5 at 44.1 kHz)."""
+    return frame_rate // math.gcd(sample_rate, frame_rate)
+
+
+def harmonic_block(f0: torch.Tensor, harmonic_amplitudes: torch.Tensor, phases: torch.Tensor, frame0: int,
+                   frame1: int, sample_rate: int, frame_rate: int) -> torch.Tensor:
+    """Sum of harmonic sines from frame `frame0` to `frame1`, both multiples of `frames_per_period`.
+
+    f0: (frames,) Hz; harmonic_amplitudes: (frames, K) linear, already zero where not audible; phases: (frames,)
+    from `frame_phases`; all with at least frame1 + 1 frames -> (samples,) float32, samples from
+    frame0 * sample_rate / frame_rate. Amplitudes are linear between frames; by linearity each sample is
+    (1 - u) <sines, A_j> + u <sines, A_j+1>, computed as small batched matrix products per period.
+    """
+    period = frames_per_period(sample_rate, frame_rate)
+    period_samples = period * sample_rate // frame_rate
+    start = frame0 * sample_rate // frame_rate
+    stop = frame1 * sample_rate // frame_rate
+    used = harmonic_amplitudes[frame0:frame1 + 1]
+    active = (used > 0).any(0).nonzero()
+    if active.numel() == 0:
+        return torch.zeros(stop - start)
+    k = int(active.max()) + 1
+    index, frac = sample_frame_positions(start, stop, sample_rate, frame_rate, f0.shape[0])
+    phase = sample_phases(f0, phases, index, frac, frame_rate)
+    sines = torch.sin(phase[:, None] * torch.arange(1, k + 1, dtype=torch.float32))
+    n_periods = (frame1 - frame0) // period
+    corners = used[:, :k].unfold(0, period + 1, period)  # (periods, K, period + 1)
+    per_frame = torch.bmm(sines.reshape(n_periods, period_samples, k), corners)  # (periods, samples, period + 1)
+    local = (index[:period_samples] - frame0).reshape(1, period_samples, 1).expand(n_periods, -1, -1)
+    u = frac[:period_samples].reshape(1, period_samples)
+    at_start = per_frame.gather(2, local).squeeze(2)
+    at_end = per_frame.gather(2, local + 1).squeeze(2)
+    return torch.lerp(at_start, at_end, u).reshape(-1)
+
+
+def noise_fft_size(sample_rate: int) -> int:
+    """FFT size for filtered noise: the power of two nearest 10 ms, so band resolution is the same at any rate."""
+    return 2 ** int(round(math.log2(sample_rate * 0.01)))
+
+
+def band_responses(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, n_fft: int) -> torch.Tensor:
+    """Band magnitudes (frames, n_bands) over 0..max_hz -> per-bin magnitudes (frames, n_fft // 2 + 1).
+
+    Linear interpolation between band centres; zero above max_hz.
+    """
+    n_bands = magnitudes.shape[-1]
+    bins_hz = torch.arange(n_fft // 2 + 1, dtype=torch.float32) * (sample_rate / n_fft)
+    position = (bins_hz / max_hz * (n_bands - 1)).clamp(0, n_bands - 1)
+    low = position.floor().long().clamp_max(n_bands - 2)
+    frac = position - low
+    response = torch.lerp(magnitudes[:, low], magnitudes[:, low + 1], frac)
+    return response * (bins_hz <= max_hz).float()
+
+
+def noise_block(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, frame_rate: float, first_stft: int,
+                stop_stft: int, n_fft: int, generator: torch.Generator) -> tuple[int, torch.Tensor]:
+    """Filtered noise from STFT frames [first_stft, stop_stft) made directly in the frequency domain.
+
+    Each STFT frame j (centre sample j * hop, hop = n_fft / 4) gets complex Gaussian bins shaped by the band
+    magnitudes interpolated at its time, then inverse FFT, Hann window, overlap-add.
+    magnitudes: (frames, n_bands) -> (first output sample, samples (n, ) float32) to add into the signal.
+    """
+    hop = n_fft // 4
+    n_stft = stop_stft - first_stft
+    centres = torch.arange(first_stft, stop_stft, dtype=torch.float64) * hop
+    positions = (centres * (frame_rate / sample_rate)).clamp(0, magnitudes.shape[0] - 1)
+    low = positions.floor().long().clamp_max(max(magnitudes.shape[0] - 2, 0))
+    frac = (positions - low).float()[:, None]
+    frame_mags = torch.lerp(magnitudes[low], magnitudes[(low + 1).clamp_max(magnitudes.shape[0] - 1)], frac)
+    response = band_responses(frame_mags, max_hz, sample_rate, n_fft)
+    spectrum = torch.complex(torch.randn(n_stft, n_fft // 2 + 1, generator=generator),
+                             torch.randn(n_stft, n_fft // 2 + 1, generator=generator)) * response
+    window = torch.hann_window(n_fft, periodic=True)
+    # Scale so a flat magnitude m over the whole band has the power of uniform noise in [-m, m] (m^2 / 3).
+    scale = math.sqrt(n_fft * hop / float((window ** 2).sum()) / 6.0)
+    grains = torch.fft.irfft(spectrum, n=n_fft) * window * scale
+    out = torch.nn.functional.fold(grains.T[None], output_size=(1, (n_stft - 1) * hop + n_fft),
+                                   kernel_size=(1, n_fft), stride=(1, hop))
+    return first_stft * hop - n_fft // 2, out.reshape(-1)
+
+
+def fft_convolve(signal: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
+    """Full linear convolution by overlap-add FFT (memory bounded by the block, not the signal)."""
+    from scipy.signal import oaconvolve
+
+    return oaconvolve(signal, impulse_response, mode="full").astype(np.float32)

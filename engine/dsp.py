@@ -1,0 +1,146 @@
+"""DDSP processors: each turns network outputs into synth controls (`get_controls`) and controls into audio
+(`get_signal`), in the style of magenta/ddsp. `synthesize` renders one voice's `SynthParams` at any sample rate.
+
+Signals are made block by block on a grid fixed in absolute time (harmonics: `HARMONIC_BLOCK_FRAMES` frames; noise:
+`NOISE_BLOCK_STFT` STFT frames, each block seeded from (seed, block)), so memory stays flat for long clips and any
+block can be re-made alone with identical samples.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import core
+from .params import FRAME_RATE, SynthParams, normalize_harmonics
+
+HARMONIC_BLOCK_FRAMES = 50
+NOISE_BLOCK_STFT = 256
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 16000, 96000
+
+
+class Harmonic:
+    """Harmonic oscillator bank; partials at or above min(max_hz, Nyquist) are never rendered."""
+
+    def get_controls(self, amplitude: torch.Tensor, harmonics: torch.Tensor, f0: torch.Tensor, max_hz: float):
+        """Network outputs -> (amplitude (..., frames) linear, harmonic distribution (..., frames, K))."""
+        return core.exp_sigmoid(amplitude), normalize_harmonics(core.exp_sigmoid(harmonics), f0, max_hz)
+
+    def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int) -> torch.Tensor:
+        """Samples [start, stop) of the harmonic part -> (stop - start,) float32."""
+        limit = min(params.max_hz, sample_rate / 2.0)
+        block = block_frames(sample_rate)
+        first = start * FRAME_RATE // sample_rate // block * block
+        last = -(-stop * FRAME_RATE // sample_rate) // block * block + block
+        f0 = _pad_frames(params.f0, last + 1)
+        amps = params.amplitude[:, None] * params.harmonics
+        amps = _pad_frames(amps * core.audible_harmonics(params.f0, params.harmonics.shape[1], limit), last + 1)
+        phases = core.frame_phases(f0, FRAME_RATE)
+        pieces = [core.harmonic_block(f0, amps, phases, frame, frame + block, sample_rate, FRAME_RATE)
+                  for frame in range(first, last, block)]
+        offset = start - first * sample_rate // FRAME_RATE
+        return torch.cat(pieces)[offset:offset + stop - start]
+
+
+def block_frames(sample_rate: int) -> int:
+    """Harmonic block length in frames: about HARMONIC_BLOCK_FRAMES, a whole number of samples long."""
+    period = core.frames_per_period(sample_rate, FRAME_RATE)
+    return max(1, HARMONIC_BLOCK_FRAMES // period) * period
+
+
+def _pad_frames(x: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Extend (frames, ...) to n_frames by repeating the last frame, or cut to n_frames."""
+    if x.shape[0] >= n_frames:
+        return x[:n_frames]
+    return torch.cat([x, x[-1:].expand(n_frames - x.shape[0], *x.shape[1:])])
+
+
+class FilteredNoise:
+    """Noise shaped by band magnitudes, synthesised in the STFT domain."""
+
+    def get_controls(self, magnitudes: torch.Tensor) -> torch.Tensor:
+        """Network outputs -> linear band magnitudes, biased quiet as in DDSP."""
+        return core.exp_sigmoid(magnitudes - 5.0)
+
+    def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int, seed: int) -> torch.Tensor:
+        """Samples [start, stop) of the noise part -> (stop - start,) float32; blocks are seeded from (seed, block)."""
+        n_fft = core.noise_fft_size(sample_rate)
+        hop = n_fft // 4
+        block_len = NOISE_BLOCK_STFT * hop
+        out = torch.zeros(stop - start)
+        total_stft = math.ceil(params.n_frames / FRAME_RATE * sample_rate / hop) + 1
+        first_block = max((start - n_fft) // block_len, 0)
+        last_block = min((stop + n_fft) // block_len, total_stft // NOISE_BLOCK_STFT)
+        silent = params.noise.amax(-1) < 1e-7
+        for block in range(first_block, last_block + 1):
+            j0, j1 = block * NOISE_BLOCK_STFT, min((block + 1) * NOISE_BLOCK_STFT, total_stft + 1)
+            if j1 <= j0 or self._silent(silent, j0, j1, hop, n_fft, sample_rate):
+                continue
+            generator = torch.Generator().manual_seed(_block_seed(seed, block))
+            offset, grains = core.noise_block(params.noise, params.max_hz, sample_rate, FRAME_RATE, j0, j1, n_fft,
+                                              generator)
+            lo, hi = max(offset, start), min(offset + grains.shape[0], stop)
+            if hi > lo:
+                out[lo - start:hi - start] += grains[lo - offset:hi - offset]
+        return out
+
+    @staticmethod
+    def _silent(silent: torch.Tensor, j0: int, j1: int, hop: int, n_fft: int, sample_rate: int) -> bool:
+        f0 = max(int((j0 * hop - n_fft) * FRAME_RATE / sample_rate) - 1, 0)
+        f1 = min(int((j1 * hop + n_fft) * FRAME_RATE / sample_rate) + 2, silent.shape[0])
+        return f1 <= f0 or bool(silent[f0:f1].all())
+
+
+def _block_seed(seed: int, block: int) -> int:
+    return (seed * 1_000_003 + block * 7919 + 17) % (2 ** 62)
+
+
+class Reverb:
+    """Convolution with an impulse response (mono, at `ir_rate`), resampled to the output rate; dry + wet."""
+
+    def __init__(self, impulse_response: np.ndarray, ir_rate: int, wet: float = 0.25):
+        self.impulse_response = np.asarray(impulse_response, dtype=np.float32)
+        self.ir_rate = ir_rate
+        self.wet = wet
+        self._resampled: dict[int, np.ndarray] = {}
+
+    def ir_at(self, sample_rate: int) -> np.ndarray:
+        if sample_rate not in self._resampled:
+            import soxr
+
+            ir = self.impulse_response
+            if sample_rate != self.ir_rate:
+                # Same continuous-time response at any rate: samples are 1/rate apart, so scale by the rate ratio.
+                ir = (soxr.resample(ir, self.ir_rate, sample_rate) * (self.ir_rate / sample_rate)).astype(np.float32)
+            self._resampled[sample_rate] = ir
+        return self._resampled[sample_rate]
+
+    @property
+    def tail_seconds(self) -> float:
+        return len(self.impulse_response) / self.ir_rate
+
+    def get_signal(self, dry: np.ndarray, sample_rate: int) -> np.ndarray:
+        """dry: (n,) -> (n + ir_length - 1,) dry plus reverberated signal."""
+        if self.wet <= 0:
+            return dry.astype(np.float32)
+        wet = core.fft_convolve(dry, self.ir_at(sample_rate))
+        wet[: dry.shape[0]] += dry * (1.0 - self.wet) / self.wet
+        return wet * self.wet
+
+
+def synthesize(params: SynthParams, sample_rate: int, n_samples: int, seed: int = 0,
+               start: int = 0) -> torch.Tensor:
+    """Dry harmonic-plus-noise audio of one voice, samples [start, start + n_samples) -> (n_samples,) float32."""
+    check_sample_rate(sample_rate)
+    stop = start + n_samples
+    with torch.no_grad():
+        harmonic = Harmonic().get_signal(params, sample_rate, start, stop)
+        noise = FilteredNoise().get_signal(params, sample_rate, start, stop, seed)
+    return harmonic + noise
+
+
+def check_sample_rate(sample_rate: int) -> None:
+    if not isinstance(sample_rate, int) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample rate {sample_rate!r} is not supported: use an integer rate from "
+                         f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")

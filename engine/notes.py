@@ -1,0 +1,213 @@
+"""Level 1 of the hierarchy: notes.
+
+A `Clip` is a list of `Note`s (pitch, onset and offset in seconds, velocity, a stable id, optional per-note
+expression controls), built from a MIDI file (pretty_midi: tempo changes honoured) or from plain data (what a DAW
+sends). `Clip.voices()` splits polyphony into monophonic voices, deterministically.
+
+Bad input, and what happens to it (`repair=True` repairs what can be repaired and reports it; `repair=False`
+raises `NoteError` instead):
+- pitch outside 0..127, velocity outside 0..127, NaN/inf times, negative onset: always an error;
+- zero or negative length: the note is dropped (repair) / error;
+- same pitch overlapping itself (a DAW duplicate): the earlier note is cut at the later onset, and an exact
+  duplicate (same pitch and onset) keeps only the longer one (repair) / error;
+- no notes at all, more than `MAX_NOTES` notes, or a clip longer than `MAX_SECONDS`: always an error.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+CONTROL_NAMES = (
+    "volume",
+    "volume_fluctuation",
+    "volume_peak_position",
+    "vibrato",
+    "brightness",
+    "attack_noise",
+)
+MAX_NOTES = 100_000
+MAX_SECONDS = 3600.0
+
+
+class NoteError(ValueError):
+    """A clip or note that cannot be rendered; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Note:
+    pitch: int
+    onset: float
+    offset: float
+    velocity: int = 100
+    id: str = ""
+    controls: tuple[float, ...] | None = None  # six values in CONTROL_NAMES order, each in [0, 1]
+
+    @property
+    def duration(self) -> float:
+        return self.offset - self.onset
+
+
+@dataclass
+class Clip:
+    notes: list[Note]
+    name: str = ""
+    program: int | None = None  # General MIDI program, when the source says
+    repairs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_data(cls, notes: list[dict], name: str = "", program: int | None = None, repair: bool = False) -> "Clip":
+        """Build a clip from plain dicts: {pitch, onset, offset, velocity?, id?, controls?}."""
+        built = []
+        for index, raw in enumerate(notes):
+            if not isinstance(raw, dict):
+                raise NoteError(f"note {index}: expected a mapping, got {type(raw).__name__}")
+            try:
+                controls = raw.get("controls")
+                if isinstance(controls, dict):
+                    controls = tuple(float(controls[name]) for name in CONTROL_NAMES)
+                elif controls is not None:
+                    controls = tuple(float(v) for v in controls)
+                built.append(Note(
+                    pitch=int(raw["pitch"]),
+                    onset=float(raw["onset"]),
+                    offset=float(raw["offset"]),
+                    velocity=int(raw.get("velocity", 100)),
+                    id=str(raw.get("id", index)),
+                    controls=controls,
+                ))
+            except KeyError as missing:
+                raise NoteError(f"note {index}: missing field {missing}") from None
+            except (TypeError, ValueError) as bad:
+                raise NoteError(f"note {index}: {bad}") from None
+        return cls(built, name=name, program=program).checked(repair=repair)
+
+    def checked(self, repair: bool = True) -> "Clip":
+        """Return a validated copy, notes sorted by (onset, pitch); raise `NoteError` on what cannot be repaired."""
+        if not self.notes:
+            raise NoteError(f"clip {self.name!r} has no notes" if self.name else "clip has no notes")
+        if len(self.notes) > MAX_NOTES:
+            raise NoteError(f"clip has {len(self.notes)} notes; at most {MAX_NOTES} are accepted")
+        repairs = list(self.repairs)
+        ids = set()
+        kept = []
+        for note in self.notes:
+            _check_note(note)
+            if note.id in ids:
+                raise NoteError(f"note id {note.id!r} is used twice")
+            ids.add(note.id)
+            if note.duration <= 0:
+                if not repair:
+                    raise NoteError(f"note {note.id!r} has zero or negative length ({note.duration:.6f} s)")
+                repairs.append(f"dropped note {note.id!r}: zero or negative length")
+                continue
+            kept.append(note)
+        kept = _fix_self_overlaps(sorted(kept, key=_order), repair, repairs)
+        if not kept:
+            raise NoteError("clip has no notes of positive length")
+        end = max(note.offset for note in kept)
+        if end > MAX_SECONDS:
+            raise NoteError(f"clip ends at {end:.1f} s; at most {MAX_SECONDS:.0f} s are accepted")
+        return Clip(kept, name=self.name, program=self.program, repairs=repairs)
+
+    @property
+    def end(self) -> float:
+        return max(note.offset for note in self.notes)
+
+    def voices(self) -> list[list[Note]]:
+        """Split into monophonic voices: notes by onset (highest pitch first), each to the lowest-numbered voice
+        that is free (its last note ended at or before this onset). Voice 0 carries the top line of chords."""
+        voices: list[list[Note]] = []
+        for note in sorted(self.notes, key=lambda n: (n.onset, -n.pitch, n.id)):
+            for voice in voices:
+                if voice[-1].offset <= note.onset + 1e-9:
+                    voice.append(note)
+                    break
+            else:
+                voices.append([note])
+        return voices
+
+    def with_controls(self, controls_by_id: dict[str, tuple[float, ...]]) -> "Clip":
+        """Copy with the given notes' controls replaced (ids not in the clip are ignored)."""
+        notes = [replace(n, controls=tuple(controls_by_id[n.id])) if n.id in controls_by_id else n for n in self.notes]
+        return Clip(notes, name=self.name, program=self.program, repairs=list(self.repairs))
+
+    def to_data(self) -> list[dict]:
+        return [note_to_data(n) for n in self.notes]
+
+
+def note_to_data(note: Note) -> dict:
+    data = {"id": note.id, "pitch": note.pitch, "onset": note.onset, "offset": note.offset, "velocity": note.velocity}
+    if note.controls is not None:
+        data["controls"] = dict(zip(CONTROL_NAMES, note.controls))
+    return data
+
+
+def _order(note: Note):
+    return (note.onset, note.pitch, note.id)
+
+
+def _check_note(note: Note) -> None:
+    if not 0 <= note.pitch <= 127:
+        raise NoteError(f"note {note.id!r}: pitch {note.pitch} is outside MIDI 0..127")
+    if not 0 <= note.velocity <= 127:
+        raise NoteError(f"note {note.id!r}: velocity {note.velocity} is outside 0..127")
+    if not (math.isfinite(note.onset) and math.isfinite(note.offset)):
+        raise NoteError(f"note {note.id!r}: onset/offset must be finite numbers")
+    if note.onset < 0:
+        raise NoteError(f"note {note.id!r}: onset {note.onset} s is before the clip start")
+    if note.controls is not None:
+        if len(note.controls) != len(CONTROL_NAMES):
+            raise NoteError(f"note {note.id!r}: expected {len(CONTROL_NAMES)} controls, got {len(note.controls)}")
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in note.controls):
+            raise NoteError(f"note {note.id!r}: controls must lie in [0, 1], got {list(note.controls)}")
+
+
+def _fix_self_overlaps(notes: list[Note], repair: bool, repairs: list[str]) -> list[Note]:
+    """Notes sorted by onset; a note overlapping an earlier one of the same pitch is a duplicate to repair."""
+    last_by_pitch: dict[int, int] = {}
+    out: list[Note | None] = []
+    for note in notes:
+        previous_index = last_by_pitch.get(note.pitch)
+        previous = out[previous_index] if previous_index is not None else None
+        if previous is not None and previous.offset > note.onset + 1e-9:
+            if not repair:
+                raise NoteError(f"notes {previous.id!r} and {note.id!r} overlap on the same pitch {note.pitch}")
+            if note.onset - previous.onset <= 1e-9:
+                longer = note if note.duration > previous.duration else previous
+                shorter = previous if longer is note else note
+                repairs.append(f"dropped note {shorter.id!r}: duplicate of {longer.id!r}")
+                out[previous_index] = longer
+                continue
+            out[previous_index] = replace(previous, offset=note.onset)
+            repairs.append(f"cut note {previous.id!r} at {note.onset:.4f} s where {note.id!r} repeats its pitch")
+        last_by_pitch[note.pitch] = len(out)
+        out.append(note)
+    return [n for n in out if n is not None]
+
+
+def clips_from_midi(path: str | Path, repair: bool = True) -> list[Clip]:
+    """One clip per non-drum MIDI instrument (track/program), times in seconds through the file's tempo map."""
+    import pretty_midi
+
+    try:
+        midi = pretty_midi.PrettyMIDI(str(path))
+    except FileNotFoundError:
+        raise NoteError(f"no such MIDI file: {path}") from None
+    except Exception as error:  # pretty_midi/mido raise many types on corrupt files
+        raise NoteError(f"cannot read MIDI file {path}: {error}") from None
+    clips = []
+    for track_index, instrument in enumerate(midi.instruments):
+        if instrument.is_drum or not instrument.notes:
+            continue
+        ordered = sorted(instrument.notes, key=lambda n: (n.start, n.pitch, n.end))
+        notes = [
+            Note(pitch=n.pitch, onset=round(n.start, 9), offset=round(n.end, 9), velocity=n.velocity,
+                 id=f"t{track_index}n{i}")
+            for i, n in enumerate(ordered)
+        ]
+        name = instrument.name.strip() or f"track {track_index}"
+        clips.append(Clip(notes, name=name, program=instrument.program).checked(repair=repair))
+    if not clips:
+        raise NoteError(f"MIDI file {path} has no pitched notes")
+    return clips

@@ -1,0 +1,62 @@
+"""The frame-level synthesis parameters shared by every level: what a synthesis generator fills and the DSP renders.
+
+Frames are at `FRAME_RATE` (250 /s, MIDI-DDSP's 4 ms hop); frame k describes time k / FRAME_RATE seconds of the
+voice. Units:
+- `f0`: fundamental in Hz, (frames,).
+- `amplitude`: linear peak amplitude of the harmonic part, (frames,); 1.0 is a full-scale sine.
+- `harmonics`: harmonic distribution, (frames, n_harmonics), non-negative, each frame sums to 1 over the
+  harmonics below `max_hz` (or is all zero in silence).
+- `noise`: linear magnitudes of `n_bands` noise bands spaced evenly over 0..`max_hz`, (frames, n_bands). A flat
+  magnitude m over the whole band gives noise with the power of uniform noise in [-m, m] (RMS m / sqrt(3)).
+- `max_hz`: the band the parameters were made for (half the training sample rate). Harmonics and noise above it
+  are never rendered, whatever the output rate: a model cannot know what it never heard.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+FRAME_RATE = 250
+N_HARMONICS = 60
+N_NOISE_BANDS = 65
+
+
+@dataclass
+class SynthParams:
+    f0: torch.Tensor  # (frames,) Hz
+    amplitude: torch.Tensor  # (frames,) linear
+    harmonics: torch.Tensor  # (frames, n_harmonics), rows sum to 1 (or 0)
+    noise: torch.Tensor  # (frames, n_bands) linear magnitudes
+    max_hz: float = 8000.0
+
+    @property
+    def n_frames(self) -> int:
+        return self.f0.shape[0]
+
+    def frames(self, start: int, stop: int) -> "SynthParams":
+        """The frames [start, stop) as a new SynthParams (views, no copy)."""
+        return SynthParams(self.f0[start:stop], self.amplitude[start:stop], self.harmonics[start:stop],
+                           self.noise[start:stop], self.max_hz)
+
+    @classmethod
+    def silence(cls, n_frames: int, n_harmonics: int = N_HARMONICS, n_bands: int = N_NOISE_BANDS,
+                max_hz: float = 8000.0) -> "SynthParams":
+        return cls(torch.zeros(n_frames), torch.zeros(n_frames), torch.zeros(n_frames, n_harmonics),
+                   torch.zeros(n_frames, n_bands), max_hz)
+
+
+def normalize_harmonics(harmonics: torch.Tensor, f0: torch.Tensor, max_hz: float) -> torch.Tensor:
+    """Zero the harmonics at or above `max_hz` and rescale each frame to sum to 1.
+
+    harmonics: (..., frames, n_harmonics) non-negative; f0: (..., frames) Hz -> same shape as `harmonics`.
+    """
+    numbers = torch.arange(1, harmonics.shape[-1] + 1, dtype=harmonics.dtype, device=harmonics.device)
+    audible = (f0.unsqueeze(-1) * numbers < max_hz).to(harmonics.dtype)
+    harmonics = harmonics * audible
+    return harmonics / harmonics.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def frames_for(seconds: float) -> int:
+    """Number of frames covering `seconds` (one extra so the last instant has a frame)."""
+    return int(seconds * FRAME_RATE) + 2

@@ -1,0 +1,145 @@
+"""Level 3 of the hierarchy: notes + six controls -> frame-level synthesis parameters.
+
+`SynthesisGenerator` is the interface every preset fills: a trained network (engine.model) or the rule-based
+`ParametricInstrument` here. The parametric instrument is the *quality baseline*, not the neural instrument: a fixed
+harmonic and noise profile shaped by rules that invert the control definitions of engine.expression, so each
+control moves what it measures (volume -> mean dB, fluctuation + peak position -> the dB envelope, vibrato -> a
+5.5 Hz f0 sine, brightness -> spectral tilt solved for the harmonic centroid, attack noise -> noise level in the
+first 40 ms).
+"""
+from __future__ import annotations
+
+import math
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+from .expression import ATTACK_FRAMES, ATTACK_NOISE_OFFSET, VOLUME_OFFSET
+from .notes import Note
+from .params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams, normalize_harmonics
+
+VIBRATO_RATE_HZ = 5.5
+VIBRATO_READING_PER_SEMITONE = 3.75  # engine.expression.vibrato of a sine of extent 1 semitone, before the x10
+
+
+class SynthesisGenerator(Protocol):
+    max_hz: float
+
+    def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
+        """One monophonic voice: notes, controls (n_notes, 6) in [0, 1] -> SynthParams of n_frames from time 0."""
+
+
+def midi_to_hz(pitch: torch.Tensor | float):
+    return 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
+
+
+def sounding_frames(note: Note, n_frames: int) -> tuple[int, int]:
+    """Frames [start, stop) a generator fills for a note: every frame whose interpolation touches the note, so the
+    sample-accurate gate (engine.render) opens on full amplitude."""
+    start = min(int(math.floor(note.onset * FRAME_RATE)), n_frames - 1)
+    stop = min(int(math.ceil(note.offset * FRAME_RATE)) + 1, n_frames)
+    return start, max(stop, start + 1)
+
+
+def frame_conditioning(notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Per-frame inputs of a neural synthesis generator, (n_frames, 11):
+    six controls, pitch / 127, onset flag, offset flag, position in note (0..1), note on (1) or rest (0)."""
+    cond = torch.zeros(n_frames, 11)
+    for note, row in zip(notes, controls):
+        start, stop = sounding_frames(note, n_frames)
+        cond[start:stop, :6] = row
+        cond[start:stop, 6] = note.pitch / 127.0
+        cond[start, 7] = 1.0
+        cond[stop - 1, 8] = 1.0
+        cond[start:stop, 9] = torch.linspace(0.0, 1.0, stop - start)
+        cond[start:stop, 10] = 1.0
+    return cond
+
+
+def envelope_db(volume: float, fluctuation: float, peak: float, n: int) -> torch.Tensor:
+    """A note's amplitude curve in dB over n frames: mean from `volume`, std from `fluctuation`, maximum at `peak`."""
+    mean_db = (volume - VOLUME_OFFSET) * 60.0
+    std_db = fluctuation * 60.0 / 2.5
+    if n < 2 or std_db <= 0:
+        return torch.full((n,), mean_db)
+    position = torch.arange(n, dtype=torch.float64) / n
+    shape = -(position - min(peak, (n - 1) / n)).abs()
+    shape = (shape - shape.mean()) / shape.std(unbiased=False).clamp_min(1e-9)
+    return (mean_db + std_db * shape).float()
+
+
+def tilt_for_centroid(base: np.ndarray, audible: int, centroid: float) -> np.ndarray:
+    """Harmonic distribution base * k^-alpha over the first `audible` harmonics with the given centroid (bisection
+    on alpha; centroids out of reach give the nearest reachable one). -> (len(base),) summing to 1."""
+    numbers = np.arange(1, audible + 1, dtype=np.float64)
+    low, high = -3.0, 12.0
+    for _ in range(40):
+        alpha = 0.5 * (low + high)
+        weights = base[:audible] * numbers ** -alpha
+        if (weights * numbers).sum() / weights.sum() > centroid:
+            low = alpha
+        else:
+            high = alpha
+    out = np.zeros(len(base))
+    out[:audible] = weights / weights.sum()
+    return out
+
+
+class ParametricInstrument:
+    """Rule-based synthesis generator (the baseline preset kind). Settings come from preset.json:
+    `harmonic_profile` (relative harmonic amplitudes before tilt), `noise_profile` (relative band magnitudes),
+    `sustain_noise_db` (noise below the harmonic amplitude after the attack), `max_hz`."""
+
+    def __init__(self, harmonic_profile: Sequence[float] | None = None, noise_profile: Sequence[float] | None = None,
+                 sustain_noise_db: float = -45.0, max_hz: float = 8000.0):
+        base = np.ones(N_HARMONICS) if harmonic_profile is None else np.asarray(harmonic_profile, dtype=np.float64)
+        self.harmonic_profile = np.pad(base, (0, max(0, N_HARMONICS - len(base))))[:N_HARMONICS] + 1e-9
+        noise = np.ones(N_NOISE_BANDS) if noise_profile is None else np.asarray(noise_profile, dtype=np.float64)
+        noise = np.interp(np.linspace(0, 1, N_NOISE_BANDS), np.linspace(0, 1, len(noise)), noise) + 1e-9
+        self.noise_shape = torch.tensor(noise / np.exp(np.log(noise).mean()), dtype=torch.float32)  # dB-mean 0
+        self.sustain_noise_db = sustain_noise_db
+        self.max_hz = max_hz
+
+    def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
+        params = SynthParams.silence(n_frames, max_hz=self.max_hz)
+        last_hz = midi_to_hz(float(notes[0].pitch)) if notes else 0.0
+        previous_stop = 0
+        for note, row in zip(notes, controls.tolist()):
+            volume, fluctuation, peak, vibrato, brightness, attack_noise = row
+            start, stop = sounding_frames(note, n_frames)
+            n = stop - start
+            params.f0[previous_stop:start] = last_hz  # hold the pitch through rests: no glides in silence
+            hz = midi_to_hz(float(note.pitch))
+            extent = vibrato / 10.0 / VIBRATO_READING_PER_SEMITONE
+            t = torch.arange(n, dtype=torch.float64) / FRAME_RATE
+            params.f0[start:stop] = (hz * 2.0 ** (extent * torch.sin(2 * math.pi * VIBRATO_RATE_HZ * t) / 12.0)).float()
+            amplitude = 10.0 ** (envelope_db(volume, fluctuation, peak, n) / 20.0)
+            params.amplitude[start:stop] = amplitude
+            audible = max(1, min(N_HARMONICS, int(self.max_hz / (hz * 2.0 ** (extent / 12.0)))))
+            hd = tilt_for_centroid(self.harmonic_profile, audible, max(1.0, 12.0 * brightness))
+            params.harmonics[start:stop] = torch.tensor(hd, dtype=torch.float32)
+            sustain = amplitude[:, None] * 10.0 ** (self.sustain_noise_db / 20.0) * self.noise_shape
+            attack = 10.0 ** ((attack_noise - ATTACK_NOISE_OFFSET) * 40.0 / 20.0) * self.noise_shape
+            k = min(ATTACK_FRAMES, n)
+            sustain[:k] = attack.expand(k, -1)
+            params.noise[start:stop] = sustain
+            last_hz, previous_stop = hz, max(previous_stop, stop)
+        params.f0[previous_stop:] = last_hz
+        params.harmonics = normalize_harmonics(params.harmonics, params.f0, self.max_hz)
+        return params
+
+
+class RuleExpression:
+    """Rule-based expression generator of the parametric preset: controls from velocity and duration.
+    volume 0.45..0.85 with velocity; a gentle swell (peak 0.35) on notes over 0.3 s; vibrato on notes over 0.4 s;
+    brightness 0.3..0.55 with velocity; moderate attack noise."""
+
+    def generate(self, notes: Sequence[Note]) -> torch.Tensor:
+        rows = []
+        for note in notes:
+            v = note.velocity / 127.0
+            long_note = note.duration > 0.3
+            rows.append([0.45 + 0.4 * v, 0.12 if long_note else 0.04, 0.35 if long_note else 0.1,
+                         0.35 if note.duration > 0.4 else 0.0, 0.3 + 0.25 * v, 0.35 + 0.2 * v])
+        return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), 6)
