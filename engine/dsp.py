@@ -27,20 +27,29 @@ class Harmonic:
         """Network outputs -> (amplitude (..., frames) linear, harmonic distribution (..., frames, K))."""
         return core.exp_sigmoid(amplitude), normalize_harmonics(core.exp_sigmoid(harmonics), f0, max_hz)
 
-    def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int) -> torch.Tensor:
-        """Samples [start, stop) of the harmonic part -> (stop - start,) float32."""
+    def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples [start, stop) of the harmonic part, added into `out` when given -> (stop - start,) float32."""
+        out = torch.zeros(stop - start) if out is None else out
         limit = min(params.max_hz, sample_rate / 2.0)
         block = block_frames(sample_rate)
         first = start * FRAME_RATE // sample_rate // block * block
         last = -(-stop * FRAME_RATE // sample_rate) // block * block + block
-        f0 = _pad_frames(params.f0, last + 1)
-        amps = params.amplitude[:, None] * params.harmonics
-        amps = _pad_frames(amps * core.audible_harmonics(params.f0, params.harmonics.shape[1], limit), last + 1)
+        f0 = _pad_frames(params.f0, last + 2)
         phases = core.frame_phases(f0, FRAME_RATE)
-        pieces = [core.harmonic_block(f0, amps, phases, frame, frame + block, sample_rate, FRAME_RATE)
-                  for frame in range(first, last, block)]
-        offset = start - first * sample_rate // FRAME_RATE
-        return torch.cat(pieces)[offset:offset + stop - start]
+        for frame in range(first, last, block):
+            # Amplitudes of this block's frames (+1 for interpolation, +1 neighbour for the audibility mask).
+            lo, hi = max(frame - 1, 0), frame + block + 2
+            amps = _pad_frames(params.amplitude[lo:hi, None] * params.harmonics[lo:hi], hi - lo)
+            amps = amps * core.audible_harmonics(f0[lo:hi], amps.shape[1], limit)
+            local_f0 = f0[frame:frame + block + 1]
+            samples = core.harmonic_block(local_f0, amps[frame - lo:], phases[frame:frame + block + 1], 0, block,
+                                          sample_rate, FRAME_RATE)
+            b0 = frame * sample_rate // FRAME_RATE
+            s0, s1 = max(b0, start), min(b0 + samples.shape[0], stop)
+            if s1 > s0:
+                out[s0 - start:s1 - start] += samples[s0 - b0:s1 - b0]
+        return out
 
 
 def block_frames(sample_rate: int) -> int:
@@ -50,9 +59,11 @@ def block_frames(sample_rate: int) -> int:
 
 
 def _pad_frames(x: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """Extend (frames, ...) to n_frames by repeating the last frame, or cut to n_frames."""
+    """Extend (frames, ...) to n_frames by repeating the last frame (zeros if empty), or cut to n_frames."""
     if x.shape[0] >= n_frames:
         return x[:n_frames]
+    if x.shape[0] == 0:
+        return torch.zeros(n_frames, *x.shape[1:])
     return torch.cat([x, x[-1:].expand(n_frames - x.shape[0], *x.shape[1:])])
 
 
@@ -63,12 +74,14 @@ class FilteredNoise:
         """Network outputs -> linear band magnitudes, biased quiet as in DDSP."""
         return core.exp_sigmoid(magnitudes - 5.0)
 
-    def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int, seed: int) -> torch.Tensor:
-        """Samples [start, stop) of the noise part -> (stop - start,) float32; blocks are seeded from (seed, block)."""
+    def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int, seed: int,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples [start, stop) of the noise part, added into `out` when given -> (stop - start,) float32; blocks are
+        seeded from (seed, block)."""
         n_fft = core.noise_fft_size(sample_rate)
         hop = n_fft // 4
         block_len = NOISE_BLOCK_STFT * hop
-        out = torch.zeros(stop - start)
+        out = torch.zeros(stop - start) if out is None else out
         total_stft = math.ceil(params.n_frames / FRAME_RATE * sample_rate / hop) + 1
         first_block = max((start - n_fft) // block_len, 0)
         last_block = min((stop + n_fft) // block_len, total_stft // NOISE_BLOCK_STFT)
@@ -122,11 +135,17 @@ class Reverb:
 
     def get_signal(self, dry: np.ndarray, sample_rate: int) -> np.ndarray:
         """dry: (n,) -> (n + ir_length - 1,) dry plus reverberated signal."""
-        if self.wet <= 0:
-            return dry.astype(np.float32)
-        wet = core.fft_convolve(dry, self.ir_at(sample_rate))
-        wet[: dry.shape[0]] += dry * (1.0 - self.wet) / self.wet
-        return wet * self.wet
+        ir = self.ir_at(sample_rate)
+        out = np.zeros(dry.shape[0] + ir.shape[0] - 1, dtype=np.float32)
+        sounding = np.flatnonzero(dry)
+        if sounding.size == 0 or self.wet <= 0:
+            out[: dry.shape[0]] = dry
+            return out
+        # Convolve from the first sound on: FFT round-off must not put noise into the silence before it.
+        first = int(sounding[0])
+        out[first:] = core.fft_convolve(dry[first:], ir) * self.wet
+        out[: dry.shape[0]] += dry * (1.0 - self.wet)
+        return out
 
 
 def synthesize(params: SynthParams, sample_rate: int, n_samples: int, seed: int = 0,
@@ -134,10 +153,11 @@ def synthesize(params: SynthParams, sample_rate: int, n_samples: int, seed: int 
     """Dry harmonic-plus-noise audio of one voice, samples [start, start + n_samples) -> (n_samples,) float32."""
     check_sample_rate(sample_rate)
     stop = start + n_samples
+    out = torch.zeros(n_samples)
     with torch.no_grad():
-        harmonic = Harmonic().get_signal(params, sample_rate, start, stop)
-        noise = FilteredNoise().get_signal(params, sample_rate, start, stop, seed)
-    return harmonic + noise
+        Harmonic().get_signal(params, sample_rate, start, stop, out)
+        FilteredNoise().get_signal(params, sample_rate, start, stop, seed, out)
+    return out
 
 
 def check_sample_rate(sample_rate: int) -> None:

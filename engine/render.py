@@ -1,7 +1,7 @@
 """Notes -> controls -> synthesis parameters -> audio, per voice, mixed; audio files written atomically.
 
 A note with onset t sounds from sample round(t * sample_rate): each voice is multiplied by a gate that opens there
-(1 ms linear fade-in) and closes at round(offset * sample_rate) (5 ms fade-out before it), so frame-rate parameters
+(1 ms linear fade-in from its first sample) and closes at round(offset * sample_rate) (5 ms fade-out before it), so frame-rate parameters
 never smear a note outside its bounds. Reverb is applied per preset to the sum of its voices.
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ def note_gate(notes: Sequence[Note], n_samples: int, sample_rate: int) -> np.nda
         joined_after = i + 1 < len(notes) and int(round(notes[i + 1].onset * sample_rate)) <= stop
         if not joined_before:
             n = min(fade_in, stop - start)
-            gate[start:start + n] = np.arange(n, dtype=np.float32) / fade_in
+            gate[start:start + n] = np.arange(1, n + 1, dtype=np.float32) / fade_in
         if not joined_after:
             n = min(fade_out, stop - start)
             gate[stop - n:stop] = np.minimum(gate[stop - n:stop], np.arange(n, 0, -1, dtype=np.float32) / fade_out)

@@ -15,12 +15,12 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
-from .expression import ATTACK_FRAMES, ATTACK_NOISE_OFFSET, VOLUME_OFFSET
+from .expression import ATTACK_FRAMES, ATTACK_NOISE_OFFSET, VOLUME_OFFSET, note_frames
 from .notes import Note
 from .params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams, normalize_harmonics
 
 VIBRATO_RATE_HZ = 5.5
-VIBRATO_READING_PER_SEMITONE = 3.75  # engine.expression.vibrato of a sine of extent 1 semitone, before the x10
+VIBRATO_READING_PER_SEMITONE = 3.75  # engine.expression.vibrato of a 1-semitone sine: 10 x 0.375 (Tukey gain)
 
 
 class SynthesisGenerator(Protocol):
@@ -86,6 +86,16 @@ def tilt_for_centroid(base: np.ndarray, audible: int, centroid: float) -> np.nda
     return out
 
 
+def vibrato_curve(note: Note, start: int, stop: int, n_frames: int) -> torch.Tensor:
+    """Unit sine over frames [start, stop) near VIBRATO_RATE_HZ, with a whole number of cycles over the frames the
+    vibrato control is measured on (engine.expression.note_frames), so the reading is not scalloped. -> (stop-start,)"""
+    first, last = note_frames(note, n_frames)
+    seconds = (last - first) / FRAME_RATE
+    cycles = max(1, round(VIBRATO_RATE_HZ * seconds))
+    t = (torch.arange(start, stop, dtype=torch.float64) - first) / FRAME_RATE
+    return torch.sin(2 * math.pi * cycles / seconds * t).float()
+
+
 class ParametricInstrument:
     """Rule-based synthesis generator (the baseline preset kind). Settings come from preset.json:
     `harmonic_profile` (relative harmonic amplitudes before tilt), `noise_profile` (relative band magnitudes),
@@ -111,9 +121,8 @@ class ParametricInstrument:
             n = stop - start
             params.f0[previous_stop:start] = last_hz  # hold the pitch through rests: no glides in silence
             hz = midi_to_hz(float(note.pitch))
-            extent = vibrato / 10.0 / VIBRATO_READING_PER_SEMITONE
-            t = torch.arange(n, dtype=torch.float64) / FRAME_RATE
-            params.f0[start:stop] = (hz * 2.0 ** (extent * torch.sin(2 * math.pi * VIBRATO_RATE_HZ * t) / 12.0)).float()
+            extent = vibrato / VIBRATO_READING_PER_SEMITONE
+            params.f0[start:stop] = hz * 2.0 ** (extent * vibrato_curve(note, start, stop, n_frames) / 12.0)
             amplitude = 10.0 ** (envelope_db(volume, fluctuation, peak, n) / 20.0)
             params.amplitude[start:stop] = amplitude
             audible = max(1, min(N_HARMONICS, int(self.max_hz / (hz * 2.0 ** (extent / 12.0)))))

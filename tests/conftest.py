@@ -1,0 +1,45 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def parametric():
+    from engine.presets import load_preset
+
+    return load_preset("parametric")
+
+
+def write_midi(path, tracks, tempi=((0.0, 120.0),), ticks_per_beat=480):
+    """tracks: [(program, [(pitch, start_beat, end_beat, velocity), ...])]; tempi: [(beat, bpm)] -> path."""
+    import mido
+
+    midi = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    meta = mido.MidiTrack()
+    last = 0
+    for beat, bpm in tempi:
+        tick = int(round(beat * ticks_per_beat))
+        meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=tick - last))
+        last = tick
+    midi.tracks.append(meta)
+    for channel, (program, notes) in enumerate(tracks):
+        track = mido.MidiTrack()
+        events = [(0, 0, mido.Message("program_change", program=program, channel=channel))]
+        for pitch, start, end, velocity in notes:
+            events.append((int(round(start * ticks_per_beat)), 2, mido.Message("note_on", note=pitch, velocity=velocity, channel=channel)))
+            events.append((int(round(end * ticks_per_beat)), 1, mido.Message("note_off", note=pitch, velocity=0, channel=channel)))
+        events.sort(key=lambda e: (e[0], e[1]))
+        now = 0
+        for tick, _, message in events:
+            track.append(message.copy(time=tick - now))
+            now = tick
+        midi.tracks.append(track)
+    midi.save(str(path))
+    return path
