@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 TWO_PI = 2.0 * math.pi
+NOISE_OVERLAP = 2  # STFT frames per window length in filtered noise
 
 
 def exp_sigmoid(x: torch.Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
@@ -124,11 +125,12 @@ def noise_block(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, frame
                 stop_stft: int, n_fft: int, generator: torch.Generator) -> tuple[int, torch.Tensor]:
     """Filtered noise from STFT frames [first_stft, stop_stft) made directly in the frequency domain.
 
-    Each STFT frame j (centre sample j * hop, hop = n_fft / 4) gets complex Gaussian bins shaped by the band
-    magnitudes interpolated at its time, then inverse FFT, Hann window, overlap-add.
+    Each STFT frame j (centre sample j * hop, hop = n_fft / NOISE_OVERLAP) gets complex Gaussian bins shaped by the band
+    magnitudes interpolated at its time, then inverse FFT, a sine window (its square overlap-adds to a constant,
+    so the noise power does not ripple at the hop rate), overlap-add.
     magnitudes: (frames, n_bands) -> (first output sample, samples (n, ) float32) to add into the signal.
     """
-    hop = n_fft // 4
+    hop = n_fft // NOISE_OVERLAP
     n_stft = stop_stft - first_stft
     centres = torch.arange(first_stft, stop_stft, dtype=torch.float64) * hop
     positions = (centres * (frame_rate / sample_rate)).clamp(0, magnitudes.shape[0] - 1)
@@ -138,7 +140,7 @@ def noise_block(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, frame
     response = band_responses(frame_mags, max_hz, sample_rate, n_fft)
     spectrum = torch.complex(torch.randn(n_stft, n_fft // 2 + 1, generator=generator),
                              torch.randn(n_stft, n_fft // 2 + 1, generator=generator)) * response
-    window = torch.hann_window(n_fft, periodic=True)
+    window = torch.hann_window(n_fft, periodic=True).sqrt()
     # Scale so a flat magnitude m over the whole band has the power of uniform noise in [-m, m] (m^2 / 3).
     scale = math.sqrt(n_fft * hop / float((window ** 2).sum()) / 6.0)
     grains = torch.fft.irfft(spectrum, n=n_fft) * window * scale

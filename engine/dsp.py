@@ -79,7 +79,7 @@ class FilteredNoise:
         """Samples [start, stop) of the noise part, added into `out` when given -> (stop - start,) float32; blocks are
         seeded from (seed, block)."""
         n_fft = core.noise_fft_size(sample_rate)
-        hop = n_fft // 4
+        hop = n_fft // core.NOISE_OVERLAP
         block_len = NOISE_BLOCK_STFT * hop
         out = torch.zeros(stop - start) if out is None else out
         total_stft = math.ceil(params.n_frames / FRAME_RATE * sample_rate / hop) + 1

@@ -111,8 +111,9 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
     total, done = sum(len(v) for v in voice_lists), 0
     mix = np.zeros(n_samples, dtype=np.float32)
     result = RenderResult(mix, sample_rate, {}, [], [] if stems else None)
+    dry_by_preset: dict[int, tuple[Preset, np.ndarray]] = {}  # reverb is linear: one convolution per preset
     for clip_index, ((clip, preset), voices) in enumerate(zip(parts, voice_lists)):
-        dry_sum = np.zeros(n_samples, dtype=np.float32)
+        dry_sum = dry_by_preset.setdefault(id(preset), (preset, np.zeros(n_samples, dtype=np.float32)))[1]
         for voice_index, notes in enumerate(voices):
             voice = render_voice(notes, preset, sample_rate, n_samples, seed=seed * 1009 + clip_index * 101 + voice_index)
             dry_sum += voice.dry
@@ -123,6 +124,7 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
             done += 1
             if progress:
                 progress(done, total)
+    for preset, dry_sum in dry_by_preset.values():
         mix += preset.reverb.get_signal(dry_sum, sample_rate)[:n_samples]
     return result
 
