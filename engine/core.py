@@ -32,16 +32,32 @@ def sample_frame_positions(start: int, stop: int, sample_rate: int, frame_rate: 
     return index.long(), frac.float()
 
 
-def frame_phases(f0: torch.Tensor, frame_rate: float) -> torch.Tensor:
+PHASE_UNIT = 2 ** 40  # phase steps per turn: frame phases are accumulated as exact integers
+
+
+def frame_phases(f0: torch.Tensor, frame_rate: float, amplitude: torch.Tensor | None = None) -> torch.Tensor:
     """Phase (radians, float64, wrapped to [0, 2pi)) of the fundamental at each frame time.
 
     f0: (frames,) Hz. The frequency is linear between frames, so the phase advances by the trapezoid
-    2pi * (f_k + f_k+1) / 2 / frame_rate. Accumulated in float64: float32 drifts audibly within a minute.
+    2pi * (f_k + f_k+1) / 2 / frame_rate. Accumulated exactly, in integer units of 1/PHASE_UNIT turn: float32 would
+    drift audibly within a minute, and exact sums let a phase restart give bit-identical phases after it.
+    amplitude: (frames,) or None. When given, the phase restarts at 0 at every frame where this frame's and the
+    previous frame's amplitude are both exactly 0 (inaudible: the harmonics are silent across that frame), so a note
+    after a rest sounds the same whatever came before it and an edit moves the phase only up to the next silence
+    (incremental re-render relies on this).
     """
     f0 = f0.detach().double()
-    steps = TWO_PI * 0.5 * (f0[:-1] + f0[1:]) / frame_rate
-    phases = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(steps, 0)])
-    return torch.remainder(phases, TWO_PI)
+    turns = 0.5 * (f0[:-1] + f0[1:]) / frame_rate
+    steps = torch.round(torch.remainder(turns, 1.0) * PHASE_UNIT).long()
+    total = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(steps, 0)])
+    if amplitude is not None and amplitude.shape[0] > 1:
+        silent = amplitude.detach()[:f0.shape[0]] == 0
+        restart = torch.zeros(f0.shape[0], dtype=torch.bool)
+        restart[1:silent.shape[0]] = silent[:-1] & silent[1:]
+        frames = torch.arange(f0.shape[0])
+        last_restart = torch.cummax(torch.where(restart, frames, torch.zeros_like(frames)), 0).values
+        total = total - total[last_restart]
+    return torch.remainder(total, PHASE_UNIT).double() * (TWO_PI / PHASE_UNIT)
 
 
 def sample_phases(f0: torch.Tensor, phases: torch.Tensor, index: torch.Tensor, frac: torch.Tensor,

@@ -36,7 +36,7 @@ class Harmonic:
         first = start * FRAME_RATE // sample_rate // block * block
         last = -(-stop * FRAME_RATE // sample_rate) // block * block + block
         f0 = _pad_frames(params.f0, last + 2)
-        phases = core.frame_phases(f0, FRAME_RATE)
+        phases = core.frame_phases(f0, FRAME_RATE, _pad_frames(params.amplitude, last + 2))
         for frame in range(first, last, block):
             # Amplitudes of this block's frames (+1 for interpolation, +1 neighbour for the audibility mask).
             lo, hi = max(frame - 1, 0), frame + block + 2
