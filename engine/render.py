@@ -160,7 +160,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bits: str
 
 
 def expression_document(clips: Sequence[Clip], controls: dict[str, tuple[float, ...]]) -> dict:
-    """The per-note controls as an editable JSON document (see docs/expression-json.md)."""
+    """The per-note controls as an editable JSON document (format: docs/engine.md)."""
     notes = []
     for clip in clips:
         for note in clip.notes:
