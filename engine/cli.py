@@ -115,6 +115,42 @@ def cmd_inspect(args) -> None:
         print(f"wrote {args.plot}")
 
 
+def cmd_train(args) -> None:
+    from .train import TrainConfig, TrainError, train
+
+    config = TrainConfig(instrument=args.instrument, data=args.data or f"data/{args.instrument}",
+                         out=args.out or f"presets/{args.instrument}", steps=args.steps, batch=args.batch,
+                         channels=args.channels, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                         runs=args.runs or "", threads=args.threads)
+    if args.tiny:
+        config.channels, config.dilations, config.batch, config.crop_frames = 16, [1, 2], 2, 200
+        config.expression_hidden, config.expression_batch, config.expression_notes = 8, 2, 16
+    try:
+        summary = train(config, resume=args.resume, progress=not args.quiet)
+    except TrainError as error:
+        raise CliError(str(error)) from None
+    print(f"{config.out}: trained {summary['step']} steps in {summary['seconds']:.0f} s "
+          f"(loss {summary['losses'].get('synthesis', float('nan')):.3f}); run `python -m engine evaluate "
+          f"{config.out}` for its metrics")
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import DOCS_TABLE, evaluate
+    from .train import TrainError
+
+    docs = None if args.no_docs else Path(args.docs or DOCS_TABLE)
+    try:
+        metrics = evaluate(args.preset, args.data, fidelity_notes=args.fidelity_notes, max_pieces=args.max_pieces,
+                           docs=docs)
+    except TrainError as error:
+        raise CliError(str(error)) from None
+    rec = metrics["reconstruction"]
+    print(f"{args.preset}: spectral distance {rec['spectral_distance_db']:.2f} dB (baseline "
+          f"{rec['baseline_spectral_distance_db']:.2f}), f0 {rec['f0_error_cents_median']:.1f} cents, loudness "
+          f"{rec['loudness_error_db_median']:.2f} dB; expression MSE {metrics['expression']['mse']:.4f} (mean "
+          f"predictor {metrics['expression']['mse_training_mean']:.4f}); targets {metrics['targets_met']}")
+
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text)[:40] or "track"
 
@@ -150,6 +186,31 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--plot", metavar="OUT.png", help="piano roll with the six control lanes under it")
     preset_args(inspect)
     inspect.set_defaults(func=cmd_inspect)
+
+    train = sub.add_parser("train", help="train a neural preset on a dataset folder")
+    train.add_argument("--instrument", required=True, help="instrument name (violin, flute, ...)")
+    train.add_argument("--data", help="dataset folder (default data/INSTRUMENT)")
+    train.add_argument("--out", help="preset folder to write (default presets/INSTRUMENT)")
+    train.add_argument("--steps", type=int, default=3000, help="total training steps (default 3000)")
+    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--channels", type=int, default=128, help="width of the synthesis network")
+    train.add_argument("--checkpoint-every", type=int, default=250, metavar="N")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --runs")
+    train.add_argument("--runs", help="folder for the checkpoint and train.log (default runs/INSTRUMENT)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    train.add_argument("--tiny", action="store_true", help="a tiny network (tests, smoke runs)")
+    train.add_argument("-q", "--quiet", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="held-out metrics of a neural preset, written into its preset.json")
+    evaluate.add_argument("preset", help="preset name or folder")
+    evaluate.add_argument("--data", help="dataset folder (default: the one it was trained on)")
+    evaluate.add_argument("--fidelity-notes", type=int, default=12, help="held-out notes in the control sweep")
+    evaluate.add_argument("--max-pieces", type=int, help="use only the first N test pieces")
+    evaluate.add_argument("--docs", help="metrics table to update (default docs/presets.md)")
+    evaluate.add_argument("--no-docs", action="store_true", help="do not touch the docs table")
+    evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,384 @@
+"""Neural generators of a trained preset (kind "neural"), in torch, sized for CPU.
+
+- `SynthesisNet`: per-frame conditioning (notes + six controls) -> a dilated Conv1d stack at 250 frames/s -> per
+  frame: f0 deviation in cents from the note pitch, amplitude in dB, harmonic distribution (log-softmax over the
+  audible harmonics), 65 noise band magnitudes in dB. Trained by regression on analysis targets (engine.train).
+- `ExpressionNet`: per-note features (pitch, duration, velocity, neighbours) -> Bi-GRU over the note sequence ->
+  six controls in [0, 1].
+- `project_controls`: a deterministic last layer that makes the frame parameters carry exactly the controls asked
+  for (as engine.expression measures them): per note it sets the dB mean and std of the amplitude, moves the peak
+  (blending toward the parametric envelope only when needed), scales the 3-9 Hz f0 component (or adds a 5-ish Hz
+  vibrato when the network made none), tilts the harmonic distribution to the asked centroid and shifts the attack
+  noise level. The network supplies everything the controls do not pin down: timbre, attack and release shapes,
+  noise colour, pitch glides. Controls pooled from real targets are what the targets already carry, so on real
+  controls the projection only corrects the network's errors.
+
+Inference has no sampling: the same notes and controls give the same parameters.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy.signal.windows import tukey
+from torch import nn
+
+from .expression import (ATTACK_FRAMES, ATTACK_NOISE_OFFSET, DB_FLOOR, VIBRATO_BAND_HZ, VIBRATO_MIN_FRAMES,
+                         VOLUME_OFFSET, note_frames)
+from .notes import Note
+from .params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams, normalize_harmonics
+from .synthesis import frame_conditioning, midi_to_hz, sounding_frames
+
+N_FEATURES = 15
+N_OUTPUTS = 2 + N_HARMONICS + N_NOISE_BANDS
+N_NOTE_FEATURES = 9
+WEIGHTS_FILE = "model.pt"
+
+
+# ----------------------------------------------------------------------------------------------------- features
+def synthesis_features(notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """(n_frames, 15): engine.synthesis.frame_conditioning (11) + pitch centred ((p - 60) / 24), seconds since the
+    onset and until the offset (tanh of s / 0.25), log note duration."""
+    cond = frame_conditioning(notes, controls, n_frames)
+    extra = torch.zeros(n_frames, 4)
+    for note in notes:
+        start, stop = sounding_frames(note, n_frames)
+        t = torch.arange(start, stop, dtype=torch.float32) / FRAME_RATE
+        extra[start:stop, 0] = (note.pitch - 60) / 24.0
+        extra[start:stop, 1] = torch.tanh((t - note.onset).clamp_min(0) / 0.25)
+        extra[start:stop, 2] = torch.tanh((note.offset - t).clamp_min(0) / 0.25)
+        extra[start:stop, 3] = math.log(max(note.duration, 0.01))
+    return torch.cat([cond, extra], 1)
+
+
+def note_features(notes: Sequence[Note]) -> torch.Tensor:
+    """(n_notes, 9): pitch centred, log duration, velocity, log gap before and after, pitch step before and after
+    (octaves), first / last flags."""
+    rows = []
+    for i, note in enumerate(notes):
+        prev = notes[i - 1] if i > 0 else None
+        nxt = notes[i + 1] if i + 1 < len(notes) else None
+        gap_before = note.onset - prev.offset if prev else 1.0
+        gap_after = nxt.onset - note.offset if nxt else 1.0
+        rows.append([(note.pitch - 60) / 24.0, math.log(max(note.duration, 0.01)), note.velocity / 127.0,
+                     math.log(max(gap_before, 0.0) + 0.01), math.log(max(gap_after, 0.0) + 0.01),
+                     (note.pitch - prev.pitch) / 12.0 if prev else 0.0, (nxt.pitch - note.pitch) / 12.0 if nxt else 0.0,
+                     float(prev is None), float(nxt is None)])
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), N_NOTE_FEATURES)
+
+
+# ------------------------------------------------------------------------------------------------------ networks
+class ResidualConv(nn.Module):
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(torch.nn.functional.gelu(self.conv(torch.nn.functional.gelu(x))))
+
+
+class SynthesisNet(nn.Module):
+    """features (batch, frames, 15) -> raw outputs (batch, frames, 127): cents / 100, (dB + 40) / 40, 60 harmonic
+    logits, (noise dB + 60) / 30."""
+
+    def __init__(self, channels: int = 128, dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 1, 2)):
+        super().__init__()
+        self.config = {"channels": channels, "dilations": list(dilations)}
+        self.inp = nn.Sequential(nn.Linear(N_FEATURES, channels), nn.GELU(), nn.Linear(channels, channels))
+        self.blocks = nn.Sequential(*[ResidualConv(channels, d) for d in dilations])
+        self.out = nn.Linear(channels, N_OUTPUTS)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.inp(features).transpose(1, 2)
+        return self.out(torch.nn.functional.gelu(self.blocks(x)).transpose(1, 2))
+
+
+def decode(raw: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Raw outputs (..., 127) -> cents (...), amplitude dB (...), harmonic logits (..., 60), noise dB (..., 65)."""
+    return {"cents": 100.0 * raw[..., 0], "amp_db": -40.0 + 40.0 * raw[..., 1],
+            "harmonic_logits": raw[..., 2:2 + N_HARMONICS], "noise_db": -60.0 + 30.0 * raw[..., 2 + N_HARMONICS:]}
+
+
+def audible_mask(f0: torch.Tensor, max_hz: float) -> torch.Tensor:
+    """f0 (..., frames) Hz -> (..., frames, 60) bool: harmonics below max_hz."""
+    return f0.unsqueeze(-1) * torch.arange(1, N_HARMONICS + 1, dtype=f0.dtype) < max_hz
+
+
+def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.masked_fill(~mask, -1e4), -1)
+
+
+class ExpressionNet(nn.Module):
+    """note features (batch, notes, 9) -> controls (batch, notes, 6) in (0, 1)."""
+
+    def __init__(self, hidden: int = 64):
+        super().__init__()
+        self.config = {"hidden": hidden}
+        self.inp = nn.Linear(N_NOTE_FEATURES, hidden)
+        self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 6))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x, _ = self.gru(torch.nn.functional.gelu(self.inp(features)))
+        return torch.sigmoid(self.out(x))
+
+
+# ------------------------------------------------------------------------------------------ control projection
+def _zscore(x: np.ndarray) -> np.ndarray:
+    std = x.std()
+    return (x - x.mean()) / std if std > 1e-9 else np.zeros_like(x)
+
+
+def _peak_shape(n: int, peak: float) -> np.ndarray:
+    position = np.arange(n) / n
+    return _zscore(-np.abs(position - min(peak, (n - 1) / n)))
+
+
+def project_amplitude(amp_db: np.ndarray, volume: float, fluctuation: float, peak: float) -> np.ndarray:
+    """A note's amplitude dB curve (n,) -> same shape with mean (volume - 1) * 60, std fluctuation * 24 and its
+    loudest frame at `peak` (within one frame or 2 %): the network's curve blended with the parametric envelope
+    by the least weight that puts the peak there."""
+    n = amp_db.shape[0]
+    mean_db, std_db = (volume - VOLUME_OFFSET) * 60.0, fluctuation * 60.0 / 2.5
+    z = _zscore(amp_db)
+    if n > 1:
+        tri = _peak_shape(n, peak)
+        for beta in (0.0, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0):
+            blended = _zscore((1 - beta) * z + beta * tri)
+            if abs(int(np.argmax(blended)) / n - peak) <= max(1.0 / n, 0.02) or beta == 1.0:
+                z = blended
+                break
+    return mean_db + std_db * z
+
+
+def vibrato_reading(deviation: np.ndarray) -> float:
+    """engine.expression.vibrato on a deviation in semitones (n,), in float64 (kept equal; tested)."""
+    n = deviation.shape[0]
+    if n <= VIBRATO_MIN_FRAMES or n / FRAME_RATE < 1.0 / VIBRATO_BAND_HZ[0]:
+        return 0.0
+    d = (deviation - deviation.mean()) * tukey(n, 0.5)
+    spectrum = np.abs(np.fft.rfft(d)) / n
+    freqs = np.fft.rfftfreq(n, 1.0 / FRAME_RATE)
+    band = (freqs >= VIBRATO_BAND_HZ[0]) & (freqs <= VIBRATO_BAND_HZ[1])
+    return 10.0 * float(spectrum[band].max()) if band.any() else 0.0
+
+
+def _solve_gain(reading, target: float, tolerance: float = 1e-4) -> float:
+    """Smallest-ish g >= 0 with reading(g) ~= target, for a reading that grows about linearly in g."""
+    low, high = 0.0, 1.0
+    while reading(high) < target and high < 1e4:
+        high *= 2.0
+    for _ in range(40):
+        mid = 0.5 * (low + high)
+        if reading(mid) < target:
+            low = mid
+        else:
+            high = mid
+        if high - low < tolerance:
+            break
+    return 0.5 * (low + high)
+
+
+def project_vibrato(deviation: np.ndarray, target: float, rate_hz: float) -> np.ndarray:
+    """A note's f0 deviation in semitones (n,) -> one whose vibrato reading is `target`. The 3-9 Hz part of the
+    network's deviation is scaled; if it has (almost) none, a sine at `rate_hz` (0.15 s fade-in) is added."""
+    n = deviation.shape[0]
+    if n <= VIBRATO_MIN_FRAMES or n / FRAME_RATE < 1.0 / VIBRATO_BAND_HZ[0]:
+        return deviation
+    freqs = np.fft.rfftfreq(n, 1.0 / FRAME_RATE)
+    spectrum = np.fft.rfft(deviation - deviation.mean())
+    band = np.fft.irfft(spectrum * ((freqs >= 2.5) & (freqs <= 9.5)), n)
+    rest = deviation - band
+    if vibrato_reading(band) > 0.02:
+        gain = _solve_gain(lambda g: vibrato_reading(rest + g * band), target)
+        return rest + gain * band
+    t = np.arange(n) / FRAME_RATE
+    sine = np.sin(2 * np.pi * rate_hz * t) * np.minimum(t / 0.15, 1.0)
+    gain = _solve_gain(lambda g: vibrato_reading(deviation + g * sine), target)
+    return deviation + gain * sine
+
+
+def project_brightness(harmonics: np.ndarray, brightness: float) -> np.ndarray:
+    """A note's harmonic distributions (n, 60), zero where inaudible -> tilted by k^-alpha (one alpha per note) so
+    the note-mean centroid is 12 * brightness (the nearest reachable one when out of reach)."""
+    numbers = np.arange(1, N_HARMONICS + 1, dtype=np.float64)
+    audible = harmonics > 0
+    if not audible.any():
+        return harmonics
+    log_h = np.where(audible, np.log(np.maximum(harmonics, 1e-30)), -np.inf)
+
+    def tilted(alpha: float) -> np.ndarray:
+        logits = log_h - alpha * np.log(numbers)
+        logits = logits - logits.max(1, keepdims=True)
+        weights = np.exp(logits)
+        return weights / np.maximum(weights.sum(1, keepdims=True), 1e-300)
+
+    target = 12.0 * brightness
+    low, high = -20.0, 30.0
+    for _ in range(50):
+        alpha = 0.5 * (low + high)
+        if (tilted(alpha) * numbers).sum(1).mean() > target:
+            low = alpha
+        else:
+            high = alpha
+    return tilted(0.5 * (low + high))
+
+
+def frame_owners(notes: Sequence[Note], n_frames: int) -> np.ndarray:
+    """(n_frames,) int: index of the note each frame belongs to, -1 in rests. A note owns its sounding frames
+    (engine.synthesis.sounding_frames), but the frames where a note's controls are measured
+    (engine.expression.note_frames) always belong to that note."""
+    owner = np.full(n_frames, -1, dtype=np.int64)
+    for i, note in enumerate(notes):
+        start, stop = sounding_frames(note, n_frames)
+        owner[start:stop] = i
+    for i, note in enumerate(notes):
+        start, stop = note_frames(note, n_frames)
+        owner[start:stop] = i
+    return owner
+
+
+def project_controls(params: SynthParams, notes: Sequence[Note], controls: torch.Tensor,
+                     vibrato_rate_hz: float = 5.5) -> SynthParams:
+    """Make `params` carry `controls` (n, 6) per note as engine.expression.extract_controls measures them.
+
+    Works note by note on the measured frames; the note's other frames (just before / after) take the correction
+    of the nearest measured frame; the noise moves with the amplitude correction before its attack level is set.
+    -> new SynthParams.
+    """
+    n_frames = params.n_frames
+    owner = frame_owners(notes, n_frames)
+    f0 = params.f0.double().numpy().copy()
+    amp_db = 20 * np.log10(np.maximum(params.amplitude.double().numpy(), 1e-12))
+    harmonics = params.harmonics.double().numpy().copy()
+    noise_db = 20 * np.log10(np.maximum(params.noise.double().numpy(), 1e-12))
+    new_amp_db = amp_db.copy()
+    numbers = np.arange(1, N_HARMONICS + 1)
+    for i, (note, row) in enumerate(zip(notes, controls.tolist())):
+        volume, fluctuation, peak, vibrato, brightness, attack = row
+        a, b = note_frames(note, n_frames)
+        mine = np.nonzero(owner == i)[0]
+        before, after = mine[mine < a], mine[mine >= b]
+        n = b - a
+        # amplitude: mean, std, peak
+        projected = project_amplitude(amp_db[a:b], volume, fluctuation, peak)
+        correction = np.zeros(n_frames)
+        correction[a:b] = projected - amp_db[a:b]
+        correction[before], correction[after] = correction[a], correction[b - 1]
+        new_amp_db[mine] = amp_db[mine] + correction[mine]
+        noise_db[mine] += correction[mine, None]  # the noise follows the loudness
+        # vibrato
+        hz = midi_to_hz(float(note.pitch))
+        deviation = 12.0 * np.log2(np.maximum(f0[a:b], 1e-6) / hz)
+        f0[a:b] = hz * 2.0 ** (project_vibrato(deviation, vibrato, vibrato_rate_hz) / 12.0)
+        # brightness, on the audible harmonics at the (new) f0
+        h = harmonics[a:b] * (f0[a:b, None] * numbers < params.max_hz)
+        tilted = project_brightness(h / np.maximum(h.sum(1, keepdims=True), 1e-300), brightness)
+        harmonics[a:b] = tilted
+        harmonics[before] = tilted[0]
+        harmonics[after] = tilted[-1]
+        # attack noise: shift the first 10 measured frames (fading back over the next 10)
+        k = min(ATTACK_FRAMES, n)
+        target, delta = (attack - ATTACK_NOISE_OFFSET) * 40.0, 0.0
+        for _ in range(20):  # the measure floors at -80 dB: iterate to the shift that reads the target
+            delta += target - np.maximum(noise_db[a:a + k] + delta, DB_FLOOR).mean()
+        weight = np.clip(1.0 - (np.arange(n) - k + 1) / ATTACK_FRAMES, 0.0, 1.0)
+        noise_db[a:b] += delta * weight[:, None]
+        noise_db[before] += delta
+    on = torch.from_numpy(owner >= 0)
+    f0 = torch.from_numpy(f0).float()
+    harmonics = normalize_harmonics(torch.from_numpy(harmonics).float(), f0, params.max_hz)
+    return SynthParams(f0, torch.from_numpy(10 ** (new_amp_db / 20)).float() * on, harmonics * on[:, None],
+                       torch.from_numpy(10 ** (noise_db / 20)).float() * on[:, None], params.max_hz)
+
+
+# ------------------------------------------------------------------------------------------------ generators
+def note_pitch_hz(notes: Sequence[Note], owner: np.ndarray) -> torch.Tensor:
+    """(n_frames,) Hz of each frame's note; rests hold the previous note's pitch (the first note's before it)."""
+    hz = np.array([midi_to_hz(float(n.pitch)) for n in notes] or [0.0])
+    held = np.maximum.accumulate(np.where(owner >= 0, np.arange(owner.shape[0]), -1))
+    index = np.where(held >= 0, owner[np.maximum(held, 0)], 0)
+    return torch.from_numpy(hz[index]).float()
+
+
+def raw_to_params(out: dict[str, torch.Tensor], notes: Sequence[Note], n_frames: int, max_hz: float) -> SynthParams:
+    """Decoded outputs of one voice (frames, ...) -> SynthParams: f0 from note pitch + cents, silence between
+    notes (f0 held), harmonics softmax over the audible ones."""
+    owner = frame_owners(notes, n_frames)
+    on = torch.from_numpy(owner >= 0)
+    cents = torch.where(on, out["cents"].clamp(-300, 300), torch.zeros(()))
+    f0 = note_pitch_hz(notes, owner) * 2.0 ** (cents / 1200.0)
+    amplitude = torch.where(on, 10.0 ** (out["amp_db"].clamp(-100, 6) / 20.0), torch.zeros(()))
+    harmonics = masked_log_softmax(out["harmonic_logits"], audible_mask(f0, max_hz)).exp() * on[:, None]
+    noise = 10.0 ** (out["noise_db"].clamp(-120, 0) / 20.0) * on[:, None]
+    return SynthParams(f0, amplitude, normalize_harmonics(harmonics, f0, max_hz) * on[:, None], noise, max_hz)
+
+
+class NeuralSynthesis:
+    """SynthesisGenerator of a neural preset: SynthesisNet + control projection."""
+
+    def __init__(self, net: SynthesisNet, max_hz: float, vibrato_rate_hz: float = 5.5, project: bool = True):
+        self.net = net.eval()
+        self.max_hz = max_hz
+        self.vibrato_rate_hz = vibrato_rate_hz
+        self.project = project
+
+    def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
+        if not notes:
+            return SynthParams.silence(n_frames, max_hz=self.max_hz)
+        features = synthesis_features(notes, controls, n_frames)
+        with torch.no_grad():
+            out = decode(self.net(features[None])[0])
+        params = raw_to_params(out, notes, n_frames, self.max_hz)
+        return project_controls(params, notes, controls, self.vibrato_rate_hz) if self.project else params
+
+
+class NeuralExpression:
+    """ExpressionGenerator of a neural preset."""
+
+    def __init__(self, net: ExpressionNet):
+        self.net = net.eval()
+
+    def generate(self, notes: Sequence[Note]) -> torch.Tensor:
+        if not notes:
+            return torch.zeros(0, 6)
+        with torch.no_grad():
+            return self.net(note_features(notes)[None])[0].clamp(0.0, 1.0)
+
+
+# -------------------------------------------------------------------------------------------------- weights
+def save_weights(path: str | Path, synthesis: SynthesisNet, expression: ExpressionNet) -> None:
+    """Both networks with their configs, float32, written atomically."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"synthesis": {"config": synthesis.config, "state": synthesis.state_dict()},
+             "expression": {"config": expression.config, "state": expression.state_dict()}}
+    fd, tmp = tempfile.mkstemp(prefix=".weights.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_networks(path: str | Path) -> tuple[SynthesisNet, ExpressionNet]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    synthesis = SynthesisNet(**state["synthesis"]["config"])
+    synthesis.load_state_dict(state["synthesis"]["state"])
+    expression = ExpressionNet(**state["expression"]["config"])
+    expression.load_state_dict(state["expression"]["state"])
+    return synthesis.eval(), expression.eval()
+
+
+def load_neural(path: str | Path, meta: dict):
+    """Preset folder + its preset.json -> (NeuralExpression, NeuralSynthesis, Reverb)."""
+    from .presets import synthetic_reverb
+
+    synthesis, expression = load_networks(Path(path) / meta.get("weights", WEIGHTS_FILE))
+    generator = NeuralSynthesis(synthesis, float(meta["max_hz"]), float(meta.get("vibrato_rate_hz", 5.5)))
+    return NeuralExpression(expression), generator, synthetic_reverb(**meta.get("reverb", {}))

@@ -1,0 +1,359 @@
+"""Training of a neural preset: `python -m engine train --instrument flute --data data/flute --out presets/flute`.
+
+Both generators train by regression on the dataset's analysis targets (see docs/presets.md):
+- synthesis: random 2 s crops of the training pieces; L1 on f0 cents (from the note pitch) and amplitude dB,
+  cross-entropy on the harmonic distribution, L1 on noise band dB, all over the frames where a note sounds;
+- expression: random runs of up to 64 notes; MSE on the six pooled controls.
+One step trains both. Adam with a cosine learning-rate decay, fixed seeds, one torch thread by default. Progress on
+a tqdm bar and in `<runs>/train.log`; a checkpoint (`<runs>/checkpoint.pt`: networks, optimisers, step, RNG
+states) every `--checkpoint-every` steps, so `--resume` continues where it stopped. At the end the preset folder
+gets `model.pt` and `preset.json` (metrics come from `python -m engine evaluate`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .expression import extract_controls, to_db
+from .model import (WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
+                    masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
+from .notes import Note
+from .params import FRAME_RATE, N_HARMONICS, SynthParams
+
+VERSION = 1
+
+
+class TrainError(ValueError):
+    """Bad dataset or arguments; one line says what."""
+
+
+# --------------------------------------------------------------------------------------------------- dataset
+def load_dataset(folder: str | Path) -> tuple[dict, dict[str, dict]]:
+    """The dataset folder (meta.json + pieces/<id>.npz, see docs/presets.md) -> (meta, {piece id: arrays})."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as error:
+        raise TrainError(f"no dataset at {folder}: cannot read meta.json ({error})") from None
+    if meta.get("format") != "ddsp-dataset":
+        raise TrainError(f"{folder}/meta.json is not a ddsp-dataset (format {meta.get('format')!r})")
+    pieces = {}
+    for split in ("train", "test"):
+        for piece_id in meta["splits"][split]:
+            pieces[piece_id] = load_piece(folder / "pieces" / f"{piece_id}.npz")
+    return meta, pieces
+
+
+def load_piece(path: str | Path) -> dict:
+    try:
+        with np.load(path) as data:
+            piece = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise TrainError(f"cannot read piece {path}: {error}") from None
+    missing = {"audio", "f0", "amplitude", "harmonics", "noise", "notes", "controls"} - set(piece)
+    if missing:
+        raise TrainError(f"piece {path} lacks {', '.join(sorted(missing))}")
+    if piece["harmonics"].shape[-1] != N_HARMONICS or piece["controls"].shape[-1] != 6:
+        raise TrainError(f"piece {path}: harmonics must have {N_HARMONICS} columns and controls 6")
+    return piece
+
+
+def piece_notes(piece: dict) -> list[Note]:
+    return [Note(int(p), float(on), float(off), int(v), id=f"n{i}")
+            for i, (p, on, off, v) in enumerate(piece["notes"].tolist())]
+
+
+def piece_params(piece: dict, max_hz: float) -> SynthParams:
+    return SynthParams(*(torch.from_numpy(np.asarray(piece[k], dtype=np.float32))
+                         for k in ("f0", "amplitude", "harmonics", "noise")), max_hz=max_hz)
+
+
+@dataclass
+class PreparedPiece:
+    """Network inputs and regression targets of one piece, all (frames, ...) float32."""
+    features: torch.Tensor  # (F, 15)
+    cents: torch.Tensor  # (F,)
+    amp_db: torch.Tensor  # (F,)
+    harmonics: torch.Tensor  # (F, 60)
+    noise_db: torch.Tensor  # (F, 65)
+    f0: torch.Tensor  # (F,)
+    on: torch.Tensor  # (F,) 1 where a note sounds
+    note_features: torch.Tensor  # (n, 9)
+    controls: torch.Tensor  # (n, 6)
+
+
+def prepare_piece(piece: dict) -> PreparedPiece:
+    notes = piece_notes(piece)
+    controls = torch.from_numpy(np.asarray(piece["controls"], dtype=np.float32))
+    f0 = torch.from_numpy(np.asarray(piece["f0"], dtype=np.float32))
+    n_frames = f0.shape[0]
+    owner = frame_owners(notes, n_frames)
+    pitch_hz = note_pitch_hz(notes, owner)
+    cents = (1200.0 * torch.log2(f0.clamp_min(1.0) / pitch_hz)).clamp(-300, 300)
+    return PreparedPiece(
+        features=synthesis_features(notes, controls, n_frames), cents=cents,
+        amp_db=to_db(torch.from_numpy(np.asarray(piece["amplitude"], dtype=np.float32))),
+        harmonics=torch.from_numpy(np.asarray(piece["harmonics"], dtype=np.float32)),
+        noise_db=to_db(torch.from_numpy(np.asarray(piece["noise"], dtype=np.float32))),
+        f0=f0, on=torch.from_numpy((owner >= 0).astype(np.float32)), note_features=note_features(notes),
+        controls=controls)
+
+
+def vibrato_rate(pieces: list[dict]) -> float:
+    """Median 3-9 Hz peak frequency of the f0 deviation over the training notes with clear vibrato (5.5 if none)."""
+    rates = []
+    for piece in pieces:
+        f0 = np.asarray(piece["f0"], dtype=np.float64)
+        for note, row in zip(piece_notes(piece), piece["controls"]):
+            a, b = int(round(note.onset * FRAME_RATE)), int(round(note.offset * FRAME_RATE))
+            if row[3] < 0.1 or b - a < 100:
+                continue
+            d = 12 * np.log2(np.maximum(f0[a:b], 1e-6) / (440.0 * 2 ** ((note.pitch - 69) / 12)))
+            spectrum = np.abs(np.fft.rfft((d - d.mean()) * np.hanning(b - a)))
+            freqs = np.fft.rfftfreq(b - a, 1.0 / FRAME_RATE)
+            band = (freqs >= 3.0) & (freqs <= 9.0)
+            rates.append(float(freqs[band][np.argmax(spectrum[band])]))
+    return round(float(np.median(rates)), 3) if rates else 5.5
+
+
+# ---------------------------------------------------------------------------------------------------- batches
+def synthesis_batch(pieces: list[PreparedPiece], rng: random.Random, batch: int, frames: int) -> dict:
+    """Random crops (length-weighted piece choice) -> dict of (batch, frames, ...) tensors, zero-padded."""
+    weights = [p.f0.shape[0] for p in pieces]
+    out = {k: [] for k in ("features", "cents", "amp_db", "harmonics", "noise_db", "f0", "on")}
+    for piece in rng.choices(pieces, weights=weights, k=batch):
+        n = piece.f0.shape[0]
+        start = rng.randrange(max(n - frames, 0) + 1)
+        for key in out:
+            x = getattr(piece, key)[start:start + frames]
+            if x.shape[0] < frames:
+                x = torch.cat([x, x.new_zeros(frames - x.shape[0], *x.shape[1:])])
+            out[key].append(x)
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def expression_batch(pieces: list[PreparedPiece], rng: random.Random, batch: int, length: int) -> dict:
+    """Random runs of up to `length` notes -> features (B, L, 9), controls (B, L, 6), mask (B, L)."""
+    feats, ctrls, masks = [], [], []
+    for piece in rng.choices(pieces, weights=[p.controls.shape[0] for p in pieces], k=batch):
+        n = piece.controls.shape[0]
+        start = rng.randrange(max(n - length, 0) + 1)
+        f, c = piece.note_features[start:start + length], piece.controls[start:start + length]
+        pad = length - f.shape[0]
+        feats.append(torch.cat([f, f.new_zeros(pad, f.shape[1])]))
+        ctrls.append(torch.cat([c, c.new_zeros(pad, 6)]))
+        masks.append(torch.cat([torch.ones(f.shape[0]), torch.zeros(pad)]))
+    return {"features": torch.stack(feats), "controls": torch.stack(ctrls), "mask": torch.stack(masks)}
+
+
+def synthesis_losses(net: SynthesisNet, batch: dict, max_hz: float) -> dict[str, torch.Tensor]:
+    out = decode(net(batch["features"]))
+    on = batch["on"]
+    count = on.sum().clamp_min(1.0)
+    voiced = on * (batch["harmonics"].sum(-1) > 0.5)
+    log_p = masked_log_softmax(out["harmonic_logits"], audible_mask(batch["f0"], max_hz))
+    cross_entropy = -(batch["harmonics"] * log_p).sum(-1)
+    return {
+        "cents": ((out["cents"] - batch["cents"]).abs() * on).sum() / count / 100.0,
+        "amp": ((out["amp_db"] - batch["amp_db"]).abs() * on).sum() / count / 10.0,
+        "harmonics": (cross_entropy * voiced).sum() / voiced.sum().clamp_min(1.0),
+        "noise": ((out["noise_db"] - batch["noise_db"]).abs().mean(-1) * on).sum() / count / 10.0,
+    }
+
+
+def expression_loss(net: ExpressionNet, batch: dict) -> torch.Tensor:
+    error = ((net(batch["features"]) - batch["controls"]) ** 2).mean(-1)
+    return (error * batch["mask"]).sum() / batch["mask"].sum().clamp_min(1.0)
+
+
+# -------------------------------------------------------------------------------------------------- training
+@dataclass
+class TrainConfig:
+    instrument: str
+    data: str
+    out: str
+    steps: int = 3000
+    batch: int = 8
+    crop_frames: int = 500
+    channels: int = 128
+    dilations: list = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 1, 2])
+    expression_hidden: int = 64
+    expression_batch: int = 16
+    expression_notes: int = 64
+    learning_rate: float = 2e-3
+    seed: int = 0
+    checkpoint_every: int = 250
+    runs: str = ""
+    threads: int = 1
+
+
+def _write_atomic(path: Path, save) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train both generators and write the preset folder; -> summary (steps, losses, seconds)."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(config.threads)
+    runs = Path(config.runs or Path("runs") / config.instrument)
+    runs.mkdir(parents=True, exist_ok=True)
+    meta, pieces = load_dataset(config.data)
+    train_ids = list(meta["splits"]["train"])
+    if not train_ids:
+        raise TrainError(f"{config.data}: the train split is empty")
+    max_hz = float(meta["max_hz"])
+    prepared = [prepare_piece(pieces[i]) for i in train_ids]
+
+    torch.manual_seed(config.seed)
+    synthesis = SynthesisNet(config.channels, config.dilations)
+    expression = ExpressionNet(config.expression_hidden)
+    opt_s = torch.optim.Adam(synthesis.parameters(), lr=config.learning_rate)
+    opt_e = torch.optim.Adam(expression.parameters(), lr=config.learning_rate)
+    rng = random.Random(config.seed)
+    step, seconds = 0, 0.0
+    checkpoint = runs / "checkpoint.pt"
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        synthesis.load_state_dict(state["synthesis"])
+        expression.load_state_dict(state["expression"])
+        opt_s.load_state_dict(state["opt_s"])
+        opt_e.load_state_dict(state["opt_e"])
+        step, seconds = state["step"], state["seconds"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+    log = open(runs / "train.log", "a")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume at step ' + str(step) if step else 'start'}: "
+          f"{json.dumps(asdict(config))}", file=log, flush=True)
+
+    def save_checkpoint():
+        state = {"synthesis": synthesis.state_dict(), "expression": expression.state_dict(),
+                 "opt_s": opt_s.state_dict(), "opt_e": opt_e.state_dict(), "step": step, "seconds": seconds,
+                 "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": asdict(config)}
+        _write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
+
+    losses: dict[str, float] = {}
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {config.instrument}", unit="step",
+               disable=not progress, dynamic_ncols=True)
+    while step < config.steps:
+        started = time.perf_counter()
+        lr = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+        for opt in (opt_s, opt_e):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        terms = synthesis_losses(synthesis, synthesis_batch(prepared, rng, config.batch, config.crop_frames), max_hz)
+        loss = sum(terms.values())
+        opt_s.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(synthesis.parameters(), 1.0)
+        opt_s.step()
+        e_loss = expression_loss(expression, expression_batch(prepared, rng, config.expression_batch,
+                                                              config.expression_notes))
+        opt_e.zero_grad()
+        e_loss.backward()
+        opt_e.step()
+        step += 1
+        seconds += time.perf_counter() - started
+        current = {k: float(v.detach()) for k, v in terms.items()}
+        current |= {"synthesis": float(loss.detach()), "expression": float(e_loss.detach())}
+        losses = {k: 0.98 * losses.get(k, v) + 0.02 * v for k, v in current.items()} if losses else current
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['synthesis']:.3f}", expr=f"{losses['expression']:.4f}")
+        if step % 50 == 0 or step == config.steps:
+            print(f"step {step} lr {lr:.2e} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                  + f" time {seconds:.0f}s", file=log, flush=True)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint()
+    bar.close()
+    write_preset(config, meta, synthesis, expression, [pieces[i] for i in train_ids], step, seconds)
+    print(f"# wrote preset {config.out} at step {step}", file=log, flush=True)
+    log.close()
+    return {"step": step, "seconds": seconds, "losses": losses}
+
+
+def write_preset(config: TrainConfig, meta: dict, synthesis: SynthesisNet, expression: ExpressionNet,
+                 train_pieces: list[dict], step: int, seconds: float) -> None:
+    out = Path(config.out)
+    save_weights(out / WEIGHTS_FILE, synthesis, expression)
+    frames = sum(int(p["f0"].shape[0]) for p in train_pieces)
+    n_params = sum(p.numel() for p in synthesis.parameters()) + sum(p.numel() for p in expression.parameters())
+    document = {
+        "name": out.name, "kind": "neural", "version": VERSION, "instrument": config.instrument,
+        "description": f"Neural {config.instrument} trained on {meta.get('soundfont', meta.get('source', '?'))} "
+                       f"renders (GM program {meta.get('program')})",
+        "program": meta.get("program"), "pitch_range": meta.get("pitch_range"),
+        "max_hz": float(meta["max_hz"]), "training_sample_rate": meta.get("sample_rate"),
+        "frame_rate": FRAME_RATE, "weights": WEIGHTS_FILE, "parameters": n_params,
+        "vibrato_rate_hz": vibrato_rate(train_pieces),
+        "reverb": {"rt60": 0.8, "seconds": 1.0, "wet": 0.12, "seed": 0, "sample_rate": 16000},
+        "training": {"data": str(config.data), "source": meta.get("source"), "soundfont": meta.get("soundfont"),
+                     "train_pieces": len(meta["splits"]["train"]), "test_pieces": len(meta["splits"]["test"]),
+                     "train_minutes": round(frames / FRAME_RATE / 60.0, 2), "steps": step,
+                     "cpu_seconds": round(seconds, 1), "config": asdict(config)},
+    }
+    from .render import write_json_atomic
+
+    write_json_atomic(out / "preset.json", document)
+
+
+# --------------------------------------------------------------------------------------------- synthetic data
+def write_synthetic_dataset(folder: str | Path, n_pieces: int = 6, seconds: float = 4.0, sample_rate: int = 16000,
+                            seed: int = 0, program: int = 73, instrument: str = "synthetic") -> Path:
+    """A tiny dataset in the dataset format, made by the parametric instrument (exact targets, no FluidSynth):
+    random melodies (pitch 60-76) with random controls, rendered at `sample_rate`. For tests and smoke runs."""
+    from .dsp import synthesize
+    from .evaluate import frame_loudness_db
+    from .render import note_gate
+    from .synthesis import ParametricInstrument
+
+    folder = Path(folder)
+    (folder / "pieces").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    max_hz = sample_rate / 2.0
+    instrument_model = ParametricInstrument(1.0 / np.arange(1, 61) ** 0.7, [1.0, 0.5, 0.3], -40.0, max_hz)
+    ids = []
+    for index in range(n_pieces):
+        notes, t = [], 0.1
+        while t < seconds - 0.5:
+            duration = float(rng.choice([0.25, 0.5, 0.75, 1.0]))
+            notes.append(Note(int(rng.integers(60, 77)), t, min(t + duration * 0.9, seconds - 0.2),
+                              int(rng.integers(50, 120)), id=f"n{len(notes)}"))
+            t += duration
+        controls = torch.from_numpy(rng.uniform(0.1, 0.8, (len(notes), 6)).astype(np.float32))
+        n_frames = int(seconds * FRAME_RATE)
+        params = instrument_model.generate(notes, controls, n_frames)
+        n_samples = int(seconds * sample_rate)
+        audio = synthesize(params, sample_rate, n_samples, seed=index).numpy() * note_gate(notes, n_samples,
+                                                                                             sample_rate)
+        piece_id = f"synthetic-{index:03d}"
+        np.savez(folder / "pieces" / f"{piece_id}.npz", audio=audio.astype(np.float32), f0=params.f0.numpy(),
+                 amplitude=params.amplitude.numpy(), harmonics=params.harmonics.numpy(), noise=params.noise.numpy(),
+                 notes=np.array([[n.pitch, n.onset, n.offset, n.velocity] for n in notes], dtype=np.float32),
+                 controls=extract_controls(params, notes).numpy(),
+                 loudness_db=frame_loudness_db(audio, sample_rate, n_frames))
+        ids.append(piece_id)
+    n_test = max(1, n_pieces // 3)
+    meta = {"format": "ddsp-dataset", "version": 1, "instrument": instrument, "program": program,
+            "source": "engine.train.write_synthetic_dataset (parametric instrument)", "soundfont": None,
+            "sample_rate": sample_rate, "max_hz": max_hz, "frame_rate": FRAME_RATE, "pitch_range": [60, 76],
+            "splits": {"train": ids[:-n_test], "test": ids[-n_test:]}, "coverage": {}}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    return folder
+

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from engine.expression import extract_controls, vibrato
+from engine.model import (ExpressionNet, NeuralExpression, NeuralSynthesis, SynthesisNet, load_networks,
+                          project_amplitude, save_weights, vibrato_reading)
+from engine.notes import Note
+from engine.params import frames_for
+from engine.synthesis import midi_to_hz
+
+NOTES = [Note(60, 0.1, 0.9, 90), Note(64, 0.9, 1.5, 80), Note(67, 1.7, 2.0, 100), Note(72, 2.0, 3.2, 70)]
+LONG = [0, 1, 3]  # notes long enough for every control to be defined (vibrato needs > 50 frames)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    return NeuralSynthesis(SynthesisNet(channels=32, dilations=[1, 2, 4]), 8000.0)
+
+
+def test_generated_parameters_carry_the_asked_controls(generator):
+    # An untrained network: the control projection alone must make every control read back as asked.
+    controls = torch.tensor(np.random.default_rng(1).uniform(0.05, 0.95, (4, 6)), dtype=torch.float32)
+    controls[:, 4] = torch.tensor([0.2, 0.3, 0.25, 0.15])  # brightness reachable at these pitches
+    params = generator.generate(NOTES, controls, frames_for(3.3))
+    measured = extract_controls(params, NOTES, clip=False)
+    for i in LONG:
+        assert measured[i, [0, 1, 3, 4, 5]].tolist() == pytest.approx(controls[i, [0, 1, 3, 4, 5]].tolist(), abs=2e-3)
+        assert float(measured[i, 2]) == pytest.approx(float(controls[i, 2]), abs=0.025)
+    assert float(measured[2, 3]) == 0.0  # 0.3 s note: vibrato is not defined (reads 0)
+
+
+def test_parameters_are_well_formed_and_deterministic(generator):
+    controls = torch.full((4, 6), 0.4)
+    a = generator.generate(NOTES, controls, 850)
+    b = generator.generate(NOTES, controls, 850)
+    for x, y in zip((a.f0, a.amplitude, a.harmonics, a.noise), (b.f0, b.amplitude, b.harmonics, b.noise)):
+        assert torch.equal(x, y)
+    assert a.f0.shape == (850,) and a.harmonics.shape == (850, 60) and a.noise.shape == (850, 65)
+    sounding = a.amplitude > 0
+    assert torch.allclose(a.harmonics[sounding].sum(-1), torch.ones(int(sounding.sum())), atol=1e-4)
+    assert float(a.amplitude[int(1.55 * 250)]) == 0.0  # rest between notes 2 and 3
+    assert float(a.f0[int(1.55 * 250)]) == pytest.approx(midi_to_hz(64.0), rel=1e-4)  # pitch held in the rest
+    audible = a.f0[:, None] * torch.arange(1, 61) < 8000.0
+    assert float(a.harmonics[~audible].abs().max()) == 0.0
+
+
+def test_vibrato_reading_matches_engine_definition():
+    t = np.arange(300) / 250.0
+    deviation = 0.3 * np.sin(2 * np.pi * 5.0 * t) + 0.05 * t
+    f0 = torch.tensor(midi_to_hz(69.0) * 2 ** (deviation / 12), dtype=torch.float64)
+    assert vibrato_reading(deviation) == pytest.approx(vibrato(f0, 69), rel=1e-5)
+
+
+def test_amplitude_projection_peak_and_statistics():
+    curve = np.linspace(-30, -10, 200)  # rising: peak at the end
+    out = project_amplitude(curve, volume=0.6, fluctuation=0.2, peak=0.3)
+    assert out.mean() == pytest.approx((0.6 - 1) * 60)
+    assert out.std() == pytest.approx(0.2 * 24)
+    assert abs(int(np.argmax(out)) / 200 - 0.3) <= 0.02
+
+
+def test_expression_generator_range_and_weights_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    synthesis, expression = SynthesisNet(channels=16, dilations=[1]), ExpressionNet(hidden=8)
+    save_weights(tmp_path / "model.pt", synthesis, expression)
+    synthesis2, expression2 = load_networks(tmp_path / "model.pt")
+    controls = NeuralExpression(expression).generate(NOTES)
+    assert controls.shape == (4, 6) and float(controls.min()) >= 0 and float(controls.max()) <= 1
+    assert torch.equal(controls, NeuralExpression(expression2).generate(NOTES))
+    a = NeuralSynthesis(synthesis, 8000.0).generate(NOTES, controls, 850)
+    b = NeuralSynthesis(synthesis2, 8000.0).generate(NOTES, controls, 850)
+    assert torch.equal(a.amplitude, b.amplitude) and torch.equal(a.harmonics, b.harmonics)

@@ -1,0 +1,78 @@
+"""Train -> checkpoint -> resume -> evaluate -> load by name -> render, on a tiny synthetic dataset (seconds)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.cli import main
+from engine.notes import Clip
+from engine.synthesis import midi_to_hz
+from listening import assert_listenable
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from engine.train import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("neural")
+    data = write_synthetic_dataset(root / "data", n_pieces=3, seconds=3.0, seed=3)
+    args = ["train", "--instrument", "tiny", "--data", str(data), "--out", str(root / "presets" / "tiny"),
+            "--runs", str(root / "runs"), "--tiny", "--checkpoint-every", "3", "-q"]
+    assert main(args + ["--steps", "4"]) == 0
+    first = torch.load(root / "runs" / "checkpoint.pt", weights_only=False)
+    assert main(args + ["--steps", "7", "--resume"]) == 0
+    return root, first
+
+
+def test_resume_continues_the_step_count(trained):
+    root, first = trained
+    assert first["step"] == 4
+    state = torch.load(root / "runs" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 7
+    log = (root / "runs" / "train.log").read_text()
+    assert "resume at step 4" in log and "step 7" in log
+    meta = json.loads((root / "presets" / "tiny" / "preset.json").read_text())
+    assert meta["kind"] == "neural" and meta["training"]["steps"] == 7 and meta["program"] == 73
+
+
+def test_same_seed_same_weights(tmp_path, trained):
+    root, _ = trained
+    weights = []
+    for run in ("a", "b"):
+        assert main(["train", "--instrument", "tiny", "--data", str(root / "data"), "--out", str(tmp_path / run),
+                     "--runs", str(tmp_path / f"runs-{run}"), "--tiny", "--steps", "3", "-q"]) == 0
+        weights.append(torch.load(tmp_path / f"runs-{run}" / "checkpoint.pt", weights_only=False)["synthesis"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_evaluate_writes_metrics_and_preset_renders_by_name(trained, monkeypatch):
+    root, _ = trained
+    docs = root / "presets.md"
+    assert main(["evaluate", str(root / "presets" / "tiny"), "--docs", str(docs), "--fidelity-notes", "2"]) == 0
+    metrics = json.loads((root / "presets" / "tiny" / "preset.json").read_text())["metrics"]
+    for key in ("spectral_distance_db", "baseline_spectral_distance_db", "improvement_over_baseline",
+                "f0_error_cents_median", "loudness_error_db_median"):
+        assert np.isfinite(metrics["reconstruction"][key])
+    assert set(metrics["control_fidelity"]) >= {"volume", "brightness", "attack_noise", "notes"}
+    assert metrics["expression"]["mse"] >= 0 and "targets_met" in metrics
+    assert "| tiny |" in docs.read_text()
+
+    monkeypatch.setenv("DDSP_PRESETS_PATH", str(root / "presets"))
+    from engine.presets import load_preset
+    from engine.render import render_clip
+
+    preset = load_preset("tiny")
+    assert preset.kind == "neural" and preset.synthesis.max_hz == 8000.0
+    clip = Clip.from_data([{"pitch": 62, "onset": 0.1, "offset": 1.1, "velocity": 90},
+                           {"pitch": 69, "onset": 1.3, "offset": 2.3, "velocity": 100}])
+    a = render_clip(clip, preset, 48000).audio
+    b = render_clip(clip, preset, 48000).audio
+    assert a.tobytes() == b.tobytes()
+    assert_listenable(a, 48000, [(0.3, 1.0, midi_to_hz(62.0)), (1.5, 2.2, midi_to_hz(69.0))])
+
+
+def test_train_reports_a_missing_dataset(tmp_path, capsys):
+    assert main(["train", "--instrument", "x", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "p"),
+                 "--runs", str(tmp_path / "r"), "--tiny", "--steps", "1", "-q"]) == 1
+    assert "no dataset" in capsys.readouterr().err
