@@ -1,4 +1,4 @@
-"""Command line: `python -m engine render|presets|inspect ...` (also installed as `ddsp-engine`).
+"""Command line: `python -m engine render|presets|inspect|serve ...` (also installed as `ddsp-engine`).
 
 Errors print one line (`error: ...`) and exit with status 1; nothing is left half-written.
 """
@@ -151,6 +151,20 @@ def cmd_evaluate(args) -> None:
           f"predictor {metrics['expression']['mse_training_mean']:.4f}); targets {metrics['targets_met']}")
 
 
+def cmd_serve(args) -> None:
+    import logging
+
+    from .service import ServiceConfig, serve
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), filename=args.log_file,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    config = ServiceConfig(host=args.host, port=args.port, render_dir=args.render_dir, workers=args.workers,
+                           queue_size=args.queue_size, keep_hours=args.keep_hours, cache_mb=args.cache_mb,
+                           incremental=not args.no_incremental,
+                           preload=tuple(n for n in (args.preload or "").split(",") if n))
+    serve(config, port_file=args.port_file)
+
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text)[:40] or "track"
 
@@ -191,9 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--instrument", required=True, help="instrument name (violin, flute, ...)")
     train.add_argument("--data", help="dataset folder (default data/INSTRUMENT)")
     train.add_argument("--out", help="preset folder to write (default presets/INSTRUMENT)")
-    train.add_argument("--steps", type=int, default=3000, help="total training steps (default 3000)")
+    train.add_argument("--steps", type=int, default=2500, help="total training steps (default 2500)")
     train.add_argument("--batch", type=int, default=8)
-    train.add_argument("--channels", type=int, default=128, help="width of the synthesis network")
+    train.add_argument("--channels", type=int, default=96, help="width of the synthesis network")
     train.add_argument("--checkpoint-every", type=int, default=250, metavar="N")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --runs")
     train.add_argument("--runs", help="folder for the checkpoint and train.log (default runs/INSTRUMENT)")
@@ -211,6 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--docs", help="metrics table to update (default docs/presets.md)")
     evaluate.add_argument("--no-docs", action="store_true", help="do not touch the docs table")
     evaluate.set_defaults(func=cmd_evaluate)
+    serve = sub.add_parser("serve", help="run the background engine service (OSC over UDP, docs/protocol.md)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=9718, help="UDP port (default 9718; 0 picks a free one)")
+    serve.add_argument("--port-file", help="write the bound port here once listening")
+    serve.add_argument("--render-dir", help="folder the engine owns for rendered files "
+                                            "(default ~/.cache/ddsp-engine/renders)")
+    serve.add_argument("--workers", type=int, default=1, help="renders at once (default 1)")
+    serve.add_argument("--queue-size", type=int, default=16, help="renders waiting at most (default 16)")
+    serve.add_argument("--keep-hours", type=float, default=72.0, help="delete renders older than this (default 72)")
+    serve.add_argument("--cache-mb", type=int, default=512, help="memory for incremental re-render state (default 512)")
+    serve.add_argument("--no-incremental", action="store_true", help="always render in full")
+    serve.add_argument("--preload", metavar="NAME,NAME", help="presets to load at start-up")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-file", help="log here instead of stderr")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

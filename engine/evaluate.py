@@ -3,7 +3,8 @@
 Writes `metrics` into the preset's preset.json and a row into docs/presets.md. All renders here are dry (no
 reverb) at the dataset's sample rate with noise seed 0, gated like engine.render, and compared with the real audio.
 - reconstruction: true notes + true controls -> render; multi-scale log-spectral distance (mean |dB| difference of
-  STFT magnitudes, floor -80 dB, FFT sizes 2048..64, hop 1/4, averaged over sizes) to the real audio; the same for
+  STFT magnitudes over the bins above -80 dB re full scale, FFT sizes 2048..64, hop 1/4, averaged over sizes) to
+  the real audio; the same for
   the shipped `parametric` baseline preset (its default profile, same true controls).
 - f0 error: median |cents| between generated and dataset f0 over the measured note frames.
 - loudness error: median |dB| between frame loudness (Hann-windowed RMS, 4 frames wide) of render and real audio
@@ -48,15 +49,20 @@ def frame_loudness_db(audio: np.ndarray, sample_rate: int, n_frames: int) -> np.
 
 
 def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Multi-scale log-spectral distance in dB between two signals of the same length."""
+    """Multi-scale log-spectral distance in dB between two signals of the same length: per FFT size, the mean
+    |dB difference| of Hann STFT magnitudes (0 dB = a full-scale sine, floor -80 dB) over the bins where either
+    signal is above -80 dB; averaged over the sizes."""
     a_t, b_t = torch.from_numpy(np.asarray(a, dtype=np.float32)), torch.from_numpy(np.asarray(b, dtype=np.float32))
     distances = []
     for n_fft in FFT_SIZES:
         window = torch.hann_window(n_fft)
-        spec = [torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True).abs() for x in (a_t, b_t)]
-        db = [20 * torch.log10(s.clamp_min(1e-4)) for s in spec]
-        distances.append(float((db[0] - db[1]).abs().mean()))
-    return float(np.mean(distances))
+        full_scale = 0.5 * float(window.sum())
+        db = [20 * torch.log10((torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+                                / full_scale).clamp_min(1e-4)) for x in (a_t, b_t)]
+        audible = (db[0] > -80) | (db[1] > -80)
+        if bool(audible.any()):
+            distances.append(float((db[0] - db[1]).abs()[audible].mean()))
+    return float(np.mean(distances)) if distances else 0.0
 
 
 def render_dry(synthesis, notes: list[Note], controls: torch.Tensor, n_frames: int, sample_rate: int,

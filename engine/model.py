@@ -85,7 +85,7 @@ class SynthesisNet(nn.Module):
     """features (batch, frames, 15) -> raw outputs (batch, frames, 127): cents / 100, (dB + 40) / 40, 60 harmonic
     logits, (noise dB + 60) / 30."""
 
-    def __init__(self, channels: int = 128, dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 1, 2)):
+    def __init__(self, channels: int = 96, dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 1, 2)):
         super().__init__()
         self.config = {"channels": channels, "dilations": list(dilations)}
         self.inp = nn.Sequential(nn.Linear(N_FEATURES, channels), nn.GELU(), nn.Linear(channels, channels))
@@ -185,7 +185,8 @@ def _solve_gain(reading, target: float, tolerance: float = 1e-4) -> float:
 
 def project_vibrato(deviation: np.ndarray, target: float, rate_hz: float) -> np.ndarray:
     """A note's f0 deviation in semitones (n,) -> one whose vibrato reading is `target`. The 3-9 Hz part of the
-    network's deviation is scaled; if it has (almost) none, a sine at `rate_hz` (0.15 s fade-in) is added."""
+    network's deviation is scaled; if it has (almost) none, a sine at `rate_hz` is added (after 15 % of the note,
+    0.15 s fade-in: the median delay and fade of the dataset's pitch-bend vibrato)."""
     n = deviation.shape[0]
     if n <= VIBRATO_MIN_FRAMES or n / FRAME_RATE < 1.0 / VIBRATO_BAND_HZ[0]:
         return deviation
@@ -196,8 +197,8 @@ def project_vibrato(deviation: np.ndarray, target: float, rate_hz: float) -> np.
     if vibrato_reading(band) > 0.02:
         gain = _solve_gain(lambda g: vibrato_reading(rest + g * band), target)
         return rest + gain * band
-    t = np.arange(n) / FRAME_RATE
-    sine = np.sin(2 * np.pi * rate_hz * t) * np.minimum(t / 0.15, 1.0)
+    t = np.arange(n) / FRAME_RATE - 0.15 * n / FRAME_RATE  # starts after 15 % of the note, fades in over 0.15 s
+    sine = np.sin(2 * np.pi * rate_hz * t) * np.clip(t / 0.15, 0.0, 1.0)
     gain = _solve_gain(lambda g: vibrato_reading(deviation + g * sine), target)
     return deviation + gain * sine
 

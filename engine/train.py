@@ -181,10 +181,10 @@ class TrainConfig:
     instrument: str
     data: str
     out: str
-    steps: int = 3000
+    steps: int = 2500
     batch: int = 8
     crop_frames: int = 500
-    channels: int = 128
+    channels: int = 96
     dilations: list = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 1, 2])
     expression_hidden: int = 64
     expression_batch: int = 16
