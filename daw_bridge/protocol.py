@@ -309,6 +309,7 @@ class RenderOutcome:
     render_seconds: float
     controls: dict[str, tuple[float, ...]]  # note id -> six controls used
     rerendered: list[str]  # ids of the notes whose audio was (re)made
+    warnings: list[str] = field(default_factory=list)  # repairs the engine made to the notes
 
 
 class Request:
@@ -494,12 +495,13 @@ class RenderSession(Request):
             self._on_ack(fields["chunk"])
         elif address in (QUEUED, PROGRESS) and self.state not in ("fetching",):
             self.acked.update(range(len(self.chunks)))
+            before = (self.state, self.ahead, self.progress)
             if address == QUEUED:
                 self.state, self.ahead = "queued", fields["ahead"]
-                self._notify("queued")
             else:
                 self.state, self.progress = "rendering", fields["fraction"]
-                self._notify("progress")
+            if (self.state, self.ahead, self.progress) != before:  # status replies repeat the latest message
+                self._notify("queued" if address == QUEUED else "progress")
         elif address == DONE and self.done_fields is None:
             self.done_fields, self.state, self.progress = fields, "fetching", 1.0
             self._notify("fetching")
@@ -530,7 +532,7 @@ class RenderSession(Request):
                 if record["rerendered"]:
                     rerendered.append(record["id"])
         self.result = RenderOutcome(done["path"], done["duration"], done["sample_rate"], done["mode"],
-                                    done["render_seconds"], controls, rerendered)
+                                    done["render_seconds"], controls, rerendered, list(self.warnings))
         self.state = "done"
         self._notify("done")
 

@@ -137,7 +137,7 @@ def test_control_names_match_the_engine():
 
 
 def test_daw_bridge_imports_without_torch_or_engine():
-    code = ("import sys; import daw_bridge.protocol; "
+    code = ("import sys; import daw_bridge.protocol, daw_bridge.client, daw_bridge.cli, daw_bridge.midifile; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'engine', 'pythonosc')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -1,0 +1,177 @@
+"""Command line of the DAW bridge: `python -m daw_bridge <command> ...`.
+
+Commands live in `COMMANDS` (name -> (help, add_arguments, run)); add one with `command(...)`. Errors print one
+line (`error: ...`) and exit with status 1. Helper processes (e.g. for Ardour's Lua, which cannot receive UDP)
+use `--json` and read one JSON object from stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from . import protocol as p
+from .client import EngineClient, EngineError
+from .midifile import MidiError, read_notes
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {}
+
+
+class CliError(Exception):
+    pass
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register `run(args)` as `python -m daw_bridge <name>`."""
+    def register(run):
+        COMMANDS[name] = (help, add_arguments, run)
+        return run
+    return register
+
+
+def engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=p.DEFAULT_HOST, help=f"engine host (default {p.DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=p.DEFAULT_PORT, help=f"engine UDP port (default {p.DEFAULT_PORT})")
+    parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+
+
+def send_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="MIDI file")
+    parser.add_argument("--preset", default="parametric", help="preset name (default parametric)")
+    parser.add_argument("--track", type=int, help="only this MIDI track (index); default: every pitched track")
+    parser.add_argument("--clip-id", help="stable id of the clip (default: the file name); a re-send of the same "
+                                          "clip id with changed controls re-renders incrementally")
+    parser.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
+    parser.add_argument("--length", type=float, default=0.0, help="file length in seconds (default: notes + tail)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--controls-in", metavar="FILE.json", help="per-note controls to use ({id: {name: value}} "
+                                                                   "as written by --controls)")
+    parser.add_argument("-o", "--output", help="copy the rendered file here (.wav)")
+    parser.add_argument("--controls", metavar="FILE.json", help="write the per-note controls used here")
+    parser.add_argument("--retries", type=int, default=2, help="re-send after a lost/restarted engine (default 2)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    engine_arguments(parser)
+
+
+@command("send", "render a MIDI file through a running engine", send_arguments)
+def cmd_send(args: argparse.Namespace) -> None:
+    try:
+        notes = read_notes(args.input, args.track)
+    except MidiError as error:
+        raise CliError(str(error)) from None
+    if args.controls_in:
+        given = _read_json(args.controls_in)
+        for note in notes:
+            if note["id"] in given:
+                note["controls"] = given[note["id"]]
+    clip_id = args.clip_id or Path(args.input).name
+    show = not args.quiet and not args.json
+
+    def progress(fraction: float, state: str) -> None:
+        if show:
+            print(f"\r{state:<10} {100 * fraction:5.1f}%", end="", file=sys.stderr, flush=True)
+
+    def on_retry(error: EngineError) -> None:
+        print(f"\nwarning: {error}; sending again", file=sys.stderr)
+
+    with EngineClient(args.host, args.port, "daw_bridge send") as engine:
+        result = engine.render(clip_id, args.preset, notes, args.sample_rate, args.length, args.seed,
+                               progress=progress, timeout=args.timeout, retries=args.retries, on_retry=on_retry)
+    if show:
+        print(file=sys.stderr)
+    for warning in result.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    path = result.path
+    if args.output:
+        path = str(_copy_atomic(result.path, args.output))
+    if args.controls:
+        _write_json_atomic(args.controls, {i: dict(zip(p.CONTROL_NAMES, c)) for i, c in result.controls.items()})
+    if args.json:
+        print(json.dumps({"path": path, "engine_path": result.path, "duration": result.duration,
+                          "warnings": result.warnings,
+                          "sample_rate": result.sample_rate, "mode": result.mode,
+                          "render_seconds": result.render_seconds, "rerendered": result.rerendered,
+                          "controls": {i: dict(zip(p.CONTROL_NAMES, c)) for i, c in result.controls.items()}}))
+    else:
+        print(f"{path}: {result.duration:.2f} s at {result.sample_rate} Hz, {result.mode} render of "
+              f"{len(result.rerendered)}/{len(result.controls)} notes in {result.render_seconds:.2f} s")
+
+
+@command("ping", "check that an engine answers", engine_arguments)
+def cmd_ping(args: argparse.Namespace) -> None:
+    with EngineClient(args.host, args.port, "daw_bridge ping") as engine:
+        hello = engine.hello(args.timeout)
+        pong = engine.ping(args.timeout)
+    print(f"engine {hello['engine_id']} (version {hello['engine_version']}, protocol {hello['protocol']}) at "
+          f"{args.host}:{args.port}: {pong['queued']} queued, {pong['running']} running, up {pong['uptime']:.0f} s")
+
+
+@command("presets", "list the engine's presets", engine_arguments)
+def cmd_presets(args: argparse.Namespace) -> None:
+    with EngineClient(args.host, args.port, "daw_bridge presets") as engine:
+        for info in engine.presets(args.timeout):
+            program = f"GM {info['program']}" if info["program"] >= 0 else "-"
+            print(f"{info['name']:<14} {info['kind']:<10} {program:<7} {'loaded' if info['loaded'] else '':<7}"
+                  f"{info['description'][:80]}")
+
+
+def _read_json(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise CliError(f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path}: expected an object {{note id: controls}}")
+    return data
+
+
+def _copy_atomic(source: str, target: str) -> Path:
+    target_path = Path(target)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target_path.stem}.", suffix=".part", dir=target_path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target_path
+
+
+def _write_json_atomic(path: str, document: dict) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".part", dir=target.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle, indent=1)
+    os.replace(tmp, target)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m daw_bridge", description="Talk to a running DDSP engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text)
+        add_arguments(command_parser)
+        command_parser.set_defaults(func=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, EngineError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,274 @@
+"""Incremental re-render: when only some notes' controls change, re-make only the samples they change.
+
+`RenderCache` keeps, per clip id, the last render's notes, each voice's controls and synthesis parameters, and the
+mix (not the dry voices: the old dry samples of a range are re-made from the old parameters). A new request with the
+same preset, rate, seed, length and notes (ids, pitches, times, velocities) is rendered incrementally:
+
+1. per voice, resolve the controls; voices whose controls did not change are left alone;
+2. regenerate the parameters of a changed voice: first from a window of notes around the change, kept only when it
+   reproduces the cached parameters inside the window and the change stays inside it (so generators whose frames
+   depend on the whole voice, e.g. a recurrent network, fall back to the whole voice); compare with the cached
+   parameters to find the changed frames;
+3. extend them to the samples they reach: frame interpolation and the harmonic audibility mask (+-2 frames), the
+   noise STFT grains (+- n_fft samples) and the oscillator phase, which an f0 change moves up to the next silence
+   (engine.core.frame_phases restarts the phase there);
+4. synthesise that range of the voice with the old and the new parameters (`engine.dsp.synthesize` makes any range
+   exactly as the whole does), multiply by the note gate, and add the reverberated difference to the cached mix
+   (reverb is linear, so its tail is carried by convolving the difference).
+
+The result equals a full render to float32 rounding (tests/test_incremental.py: max abs difference < 1e-5).
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import core
+from .dsp import synthesize
+from .notes import Clip, Note
+from .params import FRAME_RATE, SynthParams
+from .presets import Preset
+from .render import note_gate, render_clip, resolve_controls
+from .synthesis import sounding_frames
+
+WINDOW_CONTEXTS = (2, 6)  # neighbouring notes each side tried for a local parameter regeneration
+
+
+class Cancelled(Exception):
+    """Raised inside a render when its job was cancelled or superseded."""
+
+
+@dataclass
+class VoiceState:
+    notes: list[Note]
+    controls: torch.Tensor  # (n_notes, 6)
+    params: SynthParams
+    seed: int
+
+
+@dataclass
+class CachedRender:
+    key: tuple  # (preset path, sample rate, seed, n_samples, notes without controls)
+    voices: list[VoiceState]
+    mix: np.ndarray  # (n_samples,) float32, with reverb
+    controls: dict[str, tuple[float, ...]]
+
+    @property
+    def nbytes(self) -> int:
+        params = sum(t.numel() * t.element_size() for v in self.voices
+                     for t in (v.params.f0, v.params.amplitude, v.params.harmonics, v.params.noise))
+        return params + self.mix.nbytes
+
+
+@dataclass
+class Rendered:
+    audio: np.ndarray  # (n_samples,) float32; owned by the cache: valid until the next render of the clip id
+    sample_rate: int
+    controls: dict[str, tuple[float, ...]]  # note id -> six controls used
+    rerendered: list[str]  # ids of the notes whose audio was (re)made
+    mode: str  # "full" or "incremental"
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[0] / self.sample_rate
+
+
+def voice_seed(seed: int, voice_index: int) -> int:
+    """The noise seed engine.render.render_clips gives voice `voice_index` of a single clip."""
+    return seed * 1009 + voice_index
+
+
+def render_key(clip: Clip, preset: Preset, sample_rate: int, seed: int, n_samples: int) -> tuple:
+    notes = tuple((n.id, n.pitch, n.onset, n.offset, n.velocity) for n in clip.notes)
+    return (str(preset.path or preset.name), sample_rate, seed, n_samples, notes)
+
+
+def n_samples_for(clip: Clip, preset: Preset, sample_rate: int, length: float | None) -> int:
+    duration = clip.end + preset.reverb.tail_seconds if not length else length
+    return int(round(duration * sample_rate))
+
+
+def render_full(clip: Clip, preset: Preset, sample_rate: int, seed: int, length: float | None,
+                progress: Callable[[int, int], None] | None = None) -> tuple[Rendered, CachedRender]:
+    """A full render (engine.render.render_clip) and the state an incremental re-render needs."""
+    result = render_clip(clip, preset, sample_rate, seed=seed, duration=length or None, progress=progress)
+    voices = [VoiceState(v.notes, v.controls, v.params, voice_seed(seed, i)) for i, v in enumerate(result.voices)]
+    cached = CachedRender(render_key(clip, preset, sample_rate, seed, result.audio.shape[0]), voices, result.audio,
+                          dict(result.controls))
+    return Rendered(result.audio, sample_rate, cached.controls, [n.id for n in clip.notes], "full"), cached
+
+
+def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_rate: int) -> Rendered:
+    """Update `cached` in place to the render of `clip` (same key) and return it. On an exception the cache entry
+    must be dropped: it may be half-updated."""
+    voices = clip.voices()
+    if [[n.id for n in v] for v in voices] != [[n.id for n in v.notes] for v in cached.voices]:
+        raise ValueError("voices differ from the cached render")  # cannot happen for the same notes
+    n_samples = cached.mix.shape[0]
+    rerendered: list[str] = []
+    for notes, state in zip(voices, cached.voices):
+        controls = resolve_controls(notes, preset)
+        changed = (controls != state.controls).any(1).nonzero().flatten().tolist()
+        if not changed:
+            continue
+        patch = regenerate(preset, state, controls, changed)
+        start, stop = _changed_samples(state.params, patch, sample_rate, n_samples)
+        state.controls = controls
+        cached.controls.update({n.id: tuple(float(x) for x in row) for n, row in zip(notes, controls)})
+        if start >= stop:
+            continue
+        gate = _gate(state.notes, start, stop, sample_rate)
+        old = synthesize(state.params, sample_rate, stop - start, seed=state.seed, start=start).numpy()
+        _apply(state.params, patch)
+        new = synthesize(state.params, sample_rate, stop - start, seed=state.seed, start=start).numpy()
+        wet = preset.reverb.get_signal((new - old) * gate, sample_rate)[:n_samples - start]
+        cached.mix[start:start + wet.shape[0]] += wet
+        t0, t1 = start / sample_rate, stop / sample_rate
+        rerendered.extend(n.id for n in state.notes if n.onset < t1 and n.offset > t0)
+    return Rendered(cached.mix, sample_rate, cached.controls, rerendered, "incremental")
+
+
+@dataclass
+class Patch:
+    """New parameter values for frames [start, stop) of a voice."""
+    start: int
+    stop: int
+    params: SynthParams  # stop - start frames
+
+
+def regenerate(preset: Preset, state: VoiceState, controls: torch.Tensor, changed: list[int]) -> Patch:
+    """New parameters of a voice whose notes `changed` got new controls, as a patch over the cached ones."""
+    n_frames = state.params.n_frames
+    generate = preset.synthesis.generate
+    for context in WINDOW_CONTEXTS:
+        lo, hi = max(0, changed[0] - context), min(len(state.notes), changed[-1] + context + 1)
+        if lo == 0 and hi == len(state.notes):
+            break
+        notes = state.notes[lo:hi]
+        frames = n_frames if hi == len(state.notes) else min(n_frames, sounding_frames(notes[-1], n_frames)[1] + 2)
+        first = 0 if lo == 0 else sounding_frames(notes[1], n_frames)[0]
+        last = n_frames if hi == len(state.notes) else sounding_frames(notes[-1], n_frames)[0]
+        with torch.no_grad():
+            old = generate(notes, state.controls[lo:hi], frames).frames(first, last)
+            if not _equal(old, state.params.frames(first, last)):
+                continue  # the generator looks beyond the window
+            new = generate(notes, controls[lo:hi], frames).frames(first, last)
+        span = _diff_span(old, new)
+        if span is None:
+            return Patch(first, first, new.frames(0, 0))
+        if span[0] > 0 and span[1] < last - first:  # the change stays inside the window
+            return Patch(first + span[0], first + span[1], new.frames(*span))
+    with torch.no_grad():
+        new = generate(state.notes, controls, n_frames)
+    span = _diff_span(state.params, new) or (0, 0)
+    return Patch(span[0], span[1], new.frames(*span))
+
+
+def _equal(a: SynthParams, b: SynthParams) -> bool:
+    return all(torch.equal(x, y) for x, y in zip((a.f0, a.amplitude, a.harmonics, a.noise),
+                                                 (b.f0, b.amplitude, b.harmonics, b.noise)))
+
+
+def _diff_span(a: SynthParams, b: SynthParams) -> tuple[int, int] | None:
+    """Frames [first, stop) where two equally long parameter sets differ, or None."""
+    differs = (a.f0 != b.f0) | (a.amplitude != b.amplitude) | (a.harmonics != b.harmonics).any(1) | \
+        (a.noise != b.noise).any(1)
+    index = differs.nonzero().flatten()
+    return None if index.numel() == 0 else (int(index[0]), int(index[-1]) + 1)
+
+
+def _apply(params: SynthParams, patch: Patch) -> None:
+    for name in ("f0", "amplitude", "harmonics", "noise"):
+        getattr(params, name)[patch.start:patch.stop] = getattr(patch.params, name)
+
+
+def _changed_samples(params: SynthParams, patch: Patch, sample_rate: int, n_samples: int) -> tuple[int, int]:
+    """Samples [start, stop) of the voice that the patch changes (see the module docstring, step 3)."""
+    if patch.stop <= patch.start:
+        return 0, 0
+    first, last = patch.start, patch.stop  # frames [first, last)
+    f0_changed = not torch.equal(params.f0[first:last], patch.params.f0)
+    amp_changed = not torch.equal(params.amplitude[first:last] == 0, patch.params.amplitude == 0)
+    if f0_changed or amp_changed:  # the phase differs from `first` up to the next restart (two silent frames)
+        last = _next_phase_restart(params, patch, last)
+    per_frame = sample_rate / FRAME_RATE
+    n_fft = core.noise_fft_size(sample_rate)
+    start = math.floor((first - 2) * per_frame) - n_fft
+    stop = math.ceil((last + 2) * per_frame) + n_fft
+    return max(0, start), min(n_samples, stop)
+
+
+def _next_phase_restart(params: SynthParams, patch: Patch, after: int) -> int:
+    """First frame >= `after` where the phase restarts in both old and new parameters (the frames from there on are
+    the same in both), or the end of the voice."""
+    silent = (params.amplitude == 0).clone()
+    silent[patch.start:patch.stop] &= patch.params.amplitude == 0
+    restart = silent[:-1] & silent[1:]  # restart[k]: the phase restarts at frame k + 1
+    first = max(after - 1, 0)
+    index = restart[first:].nonzero()
+    return params.n_frames if index.numel() == 0 else first + int(index[0]) + 1
+
+
+def _gate(notes: list[Note], start: int, stop: int, sample_rate: int) -> np.ndarray:
+    """engine.render.note_gate over samples [start, stop), from the notes near that range only."""
+    t0, t1 = start / sample_rate, stop / sample_rate
+    inside = [i for i, n in enumerate(notes) if n.offset >= t0 - 0.01 and n.onset <= t1 + 0.01]
+    if not inside:
+        return np.zeros(stop - start, dtype=np.float32)
+    near = notes[max(0, inside[0] - 1):inside[-1] + 2]
+    return note_gate(near, stop, sample_rate)[start:stop]
+
+
+class RenderCache:
+    """Renders clips by id, incrementally when possible; keeps the last render of each clip id, least recently used
+    first out beyond `max_bytes`. Thread-safe: renders of one clip id are serialised (`lock(clip_id)`)."""
+
+    def __init__(self, max_bytes: int = 512 * 2 ** 20, incremental: bool = True):
+        self.max_bytes = max_bytes
+        self.incremental = incremental
+        self.entries: OrderedDict[str, CachedRender] = OrderedDict()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, clip_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(clip_id, threading.Lock())
+
+    def render(self, clip_id: str, clip: Clip, preset: Preset, sample_rate: int, seed: int = 0,
+               length: float | None = None, progress: Callable[[int, int], None] | None = None) -> Rendered:
+        """Hold `lock(clip_id)` around this call and any use of the returned audio."""
+        n_samples = n_samples_for(clip, preset, sample_rate, length)
+        key = render_key(clip, preset, sample_rate, seed, n_samples)
+        with self._guard:
+            cached = self.entries.pop(clip_id, None)
+        if self.incremental and cached is not None and cached.key == key:
+            try:
+                rendered = render_incremental(cached, clip, preset, sample_rate)
+            except Cancelled:
+                raise
+            except Exception:
+                cached = None  # half-updated: drop it and render in full
+            else:
+                self._store(clip_id, cached)
+                return rendered
+        rendered, cached = render_full(clip, preset, sample_rate, seed, length, progress)
+        self._store(clip_id, cached)
+        return rendered
+
+    def _store(self, clip_id: str, cached: CachedRender) -> None:
+        with self._guard:
+            self.entries[clip_id] = cached
+            total = sum(e.nbytes for e in self.entries.values())
+            while total > self.max_bytes and len(self.entries) > 1:
+                _, dropped = self.entries.popitem(last=False)
+                total -= dropped.nbytes
+
+    def forget(self, clip_id: str) -> None:
+        with self._guard:
+            self.entries.pop(clip_id, None)
