@@ -165,20 +165,6 @@ def cmd_serve(args) -> None:
     serve(config, port_file=args.port_file)
 
 
-def cmd_serve(args) -> None:
-    import logging
-
-    from .service import ServiceConfig, serve
-
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), filename=args.log_file,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    config = ServiceConfig(host=args.host, port=args.port, render_dir=args.render_dir, workers=args.workers,
-                           queue_size=args.queue_size, keep_hours=args.keep_hours, cache_mb=args.cache_mb,
-                           incremental=not args.no_incremental,
-                           preload=tuple(n for n in (args.preload or "").split(",") if n))
-    serve(config, port_file=args.port_file)
-
-
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text)[:40] or "track"
 
@@ -239,21 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--docs", help="metrics table to update (default docs/presets.md)")
     evaluate.add_argument("--no-docs", action="store_true", help="do not touch the docs table")
     evaluate.set_defaults(func=cmd_evaluate)
-    serve = sub.add_parser("serve", help="run the background engine service (OSC over UDP, docs/protocol.md)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=9718, help="UDP port (default 9718; 0 picks a free one)")
-    serve.add_argument("--port-file", help="write the bound port here once listening")
-    serve.add_argument("--render-dir", help="folder the engine owns for rendered files "
-                                            "(default ~/.cache/ddsp-engine/renders)")
-    serve.add_argument("--workers", type=int, default=1, help="renders at once (default 1)")
-    serve.add_argument("--queue-size", type=int, default=16, help="renders waiting at most (default 16)")
-    serve.add_argument("--keep-hours", type=float, default=72.0, help="delete renders older than this (default 72)")
-    serve.add_argument("--cache-mb", type=int, default=512, help="memory for incremental re-render state (default 512)")
-    serve.add_argument("--no-incremental", action="store_true", help="always render in full")
-    serve.add_argument("--preload", metavar="NAME,NAME", help="presets to load at start-up")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-file", help="log here instead of stderr")
-    serve.set_defaults(func=cmd_serve)
     serve = sub.add_parser("serve", help="run the background engine service (OSC over UDP, docs/protocol.md)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=9718, help="UDP port (default 9718; 0 picks a free one)")
