@@ -65,6 +65,34 @@ def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(distances)) if distances else 0.0
 
 
+def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int = 64) -> torch.Tensor:
+    """(n_mels, n_fft // 2 + 1) triangular mel filters over 20 Hz .. Nyquist (HTK mel), each normalised to sum 1."""
+    mel = lambda hz: 2595 * np.log10(1 + hz / 700)  # noqa: E731
+    edges = 700 * (10 ** (np.linspace(mel(20.0), mel(sample_rate / 2), n_mels + 2) / 2595) - 1)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    bank = np.maximum(0, np.minimum((freqs - lower) / (centre - lower), (upper - freqs) / (upper - centre)))
+    bank[bank.sum(1) == 0, np.abs(freqs[None] - centre).argmin(1)[bank.sum(1) == 0]] = 1.0
+    return torch.from_numpy(bank / bank.sum(1, keepdims=True)).float()
+
+
+def mel_spectral_distance(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
+    """Like `log_spectral_distance` but on 64 mel-band powers (FFT sizes 2048..256): the random per-bin detail of
+    noise averages out, so this reads closer to what differs audibly."""
+    a_t, b_t = torch.from_numpy(np.asarray(a, dtype=np.float32)), torch.from_numpy(np.asarray(b, dtype=np.float32))
+    distances = []
+    for n_fft in FFT_SIZES[:4]:
+        window = torch.hann_window(n_fft)
+        full_scale = 0.5 * float(window.sum())
+        bank = mel_filterbank(n_fft, sample_rate)
+        db = [10 * torch.log10((bank @ (torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+                                         / full_scale) ** 2).clamp_min(1e-8)) for x in (a_t, b_t)]
+        audible = (db[0] > -80) | (db[1] > -80)
+        if bool(audible.any()):
+            distances.append(float((db[0] - db[1]).abs()[audible].mean()))
+    return float(np.mean(distances)) if distances else 0.0
+
+
 def render_dry(synthesis, notes: list[Note], controls: torch.Tensor, n_frames: int, sample_rate: int,
                n_samples: int) -> tuple[np.ndarray, object]:
     from .dsp import synthesize
@@ -86,9 +114,20 @@ def measured_frames(notes: list[Note], n_frames: int) -> np.ndarray:
     return mask
 
 
+def resynthesize_targets(piece: dict, meta: dict, notes: list[Note]) -> np.ndarray:
+    """The dataset's own frame targets rendered like a preset: the floor of the spectral distance."""
+    from .dsp import synthesize
+    from .render import note_gate
+    from .train import piece_params
+
+    n, sr = piece["audio"].shape[0], int(meta["sample_rate"])
+    params = piece_params(piece, float(meta["max_hz"]))
+    return synthesize(params, sr, n, seed=0).numpy() * note_gate(notes, n, sr)
+
+
 def reconstruction_metrics(preset, baseline, meta: dict, test: list[dict]) -> dict:
     sr = int(meta["sample_rate"])
-    ours, base, f0_err, loud_err = [], [], [], []
+    ours, base, floor, mels, f0_err, loud_err = [], [], [], [], [], []
     for piece in test:
         notes, controls = piece_notes(piece), torch.from_numpy(np.asarray(piece["controls"], dtype=np.float32))
         real = np.asarray(piece["audio"], dtype=np.float32)
@@ -97,6 +136,9 @@ def reconstruction_metrics(preset, baseline, meta: dict, test: list[dict]) -> di
         base_audio, _ = render_dry(baseline.synthesis, notes, controls, n_frames, sr, real.shape[0])
         ours.append(log_spectral_distance(audio, real))
         base.append(log_spectral_distance(base_audio, real))
+        resynthesis = resynthesize_targets(piece, meta, notes)
+        floor.append(log_spectral_distance(resynthesis, real))
+        mels.append([mel_spectral_distance(x, real, sr) for x in (audio, base_audio, resynthesis)])
         mask = measured_frames(notes, n_frames) & (piece["f0"] > 0)
         cents = 1200 * np.log2(np.maximum(params.f0.numpy(), 1e-6) / np.maximum(piece["f0"], 1e-6))
         f0_err.append(np.abs(cents[mask]))
@@ -105,8 +147,13 @@ def reconstruction_metrics(preset, baseline, meta: dict, test: list[dict]) -> di
         loud_mask = mask & (real_loud > -60)
         loud_err.append(np.abs(ours_loud - real_loud)[loud_mask])
     distance, baseline_distance = float(np.mean(ours)), float(np.mean(base))
+    mel = np.mean(mels, 0).tolist()
     return {"spectral_distance_db": round(distance, 3), "baseline_spectral_distance_db": round(baseline_distance, 3),
             "improvement_over_baseline": round(1 - distance / baseline_distance, 3),
+            "targets_resynthesis_spectral_distance_db": round(float(np.mean(floor)), 3),
+            "mel_distance_db": round(mel[0], 3), "baseline_mel_distance_db": round(mel[1], 3),
+            "mel_improvement_over_baseline": round(1 - mel[0] / mel[1], 3),
+            "targets_resynthesis_mel_distance_db": round(mel[2], 3),
             "f0_error_cents_median": round(float(np.median(np.concatenate(f0_err))), 3),
             "loudness_error_db_median": round(float(np.median(np.concatenate(loud_err))), 3)}
 

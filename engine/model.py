@@ -115,16 +115,22 @@ def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 class ExpressionNet(nn.Module):
     """note features (batch, notes, 9) -> controls (batch, notes, 6) in (0, 1)."""
 
-    def __init__(self, hidden: int = 64):
+    def __init__(self, hidden: int = 32, dropout: float = 0.3):
         super().__init__()
-        self.config = {"hidden": hidden}
+        self.config = {"hidden": hidden, "dropout": dropout}
         self.inp = nn.Linear(N_NOTE_FEATURES, hidden)
-        self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(dropout)
+        self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True, bidirectional=True, dropout=dropout)
         self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 6))
 
+    def start_at(self, mean_controls: torch.Tensor) -> None:
+        """Bias the output to the training mean (6,), so what the notes cannot predict stays near it."""
+        with torch.no_grad():
+            self.out[-1].bias.copy_(torch.logit(mean_controls.clamp(0.02, 0.98)))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x, _ = self.gru(torch.nn.functional.gelu(self.inp(features)))
-        return torch.sigmoid(self.out(x))
+        x, _ = self.gru(self.drop(torch.nn.functional.gelu(self.inp(features))))
+        return torch.sigmoid(self.out(self.drop(x)))
 
 
 # ------------------------------------------------------------------------------------------ control projection
@@ -152,7 +158,15 @@ def project_amplitude(amp_db: np.ndarray, volume: float, fluctuation: float, pea
             if abs(int(np.argmax(blended)) / n - peak) <= max(1.0 / n, 0.02) or beta == 1.0:
                 z = blended
                 break
-    return mean_db + std_db * z
+    # The measure floors at -80 dB: iterate mean and spread so the floored curve reads the targets.
+    mean, scale = mean_db, std_db
+    for _ in range(10):
+        floored = np.maximum(mean + scale * z, DB_FLOOR)
+        if floored.std() <= 1e-9 or abs(floored.mean() - mean_db) + abs(floored.std() - std_db) < 1e-4:
+            break
+        mean += mean_db - floored.mean()
+        scale *= std_db / floored.std() if std_db > 0 else 0.0
+    return mean + scale * z
 
 
 def vibrato_reading(deviation: np.ndarray) -> float:

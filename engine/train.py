@@ -186,7 +186,8 @@ class TrainConfig:
     crop_frames: int = 500
     channels: int = 96
     dilations: list = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 1, 2])
-    expression_hidden: int = 64
+    expression_hidden: int = 32
+    expression_steps: int = 600
     expression_batch: int = 16
     expression_notes: int = 64
     learning_rate: float = 2e-3
@@ -226,7 +227,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     synthesis = SynthesisNet(config.channels, config.dilations)
     expression = ExpressionNet(config.expression_hidden)
     opt_s = torch.optim.Adam(synthesis.parameters(), lr=config.learning_rate)
-    opt_e = torch.optim.Adam(expression.parameters(), lr=config.learning_rate)
+    expression.start_at(torch.cat([p.controls for p in prepared]).mean(0))
+    opt_e = torch.optim.AdamW(expression.parameters(), lr=config.learning_rate, weight_decay=0.05)
     rng = random.Random(config.seed)
     step, seconds = 0, 0.0
     checkpoint = runs / "checkpoint.pt"
@@ -239,6 +241,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         step, seconds = state["step"], state["seconds"]
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
+    expression.train()
     log = open(runs / "train.log", "a")
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume at step ' + str(step) if step else 'start'}: "
           f"{json.dumps(asdict(config))}", file=log, flush=True)
@@ -250,6 +253,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         _write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
 
     losses: dict[str, float] = {}
+    e_loss = torch.zeros(())
     bar = tqdm(total=config.steps, initial=step, desc=f"train {config.instrument}", unit="step",
                disable=not progress, dynamic_ncols=True)
     while step < config.steps:
@@ -264,11 +268,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         loss.backward()
         torch.nn.utils.clip_grad_norm_(synthesis.parameters(), 1.0)
         opt_s.step()
-        e_loss = expression_loss(expression, expression_batch(prepared, rng, config.expression_batch,
-                                                              config.expression_notes))
-        opt_e.zero_grad()
-        e_loss.backward()
-        opt_e.step()
+        if step < config.expression_steps:  # small data, few notes: a short run with dropout, not to overfit
+            e_loss = expression_loss(expression, expression_batch(prepared, rng, config.expression_batch,
+                                                                  config.expression_notes))
+            opt_e.zero_grad()
+            e_loss.backward()
+            opt_e.step()
         step += 1
         seconds += time.perf_counter() - started
         current = {k: float(v.detach()) for k, v in terms.items()}
