@@ -272,6 +272,8 @@ def decode(data: bytes, table: dict[str, Spec]) -> list[Parsed | ProtocolError]:
         messages = decode_packet(data)
     except OSCError as error:
         return [ProtocolError(MALFORMED, f"not an OSC packet: {error}")]
+    if not messages:
+        return [ProtocolError(MALFORMED, "an empty bundle: no request in it")]
     out: list[Parsed | ProtocolError] = []
     for message in messages:
         try:

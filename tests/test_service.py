@@ -1,0 +1,324 @@
+"""The engine service over real UDP sockets on 127.0.0.1: round trips, bad input, fuzzing, loss, queueing."""
+import os
+import random
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from daw_bridge import osc, protocol as p
+from daw_bridge.client import EngineError
+from engine.notes import Clip
+from engine.render import render_clip
+from service_fixtures import FAST, Peer, client_for, errors, notes, running_service
+
+
+def test_handshake_ping_presets_and_load(tmp_path):
+    with running_service(tmp_path) as service, client_for(service) as client:
+        hello = client.hello()
+        assert hello["protocol"] == p.PROTOCOL_VERSION and hello["engine_id"] == service.engine_id
+        assert client.ping()["engine_id"] == service.engine_id
+        presets = {x["name"]: x for x in client.presets()}
+        assert presets["parametric"]["kind"] == "parametric" and presets["parametric"]["loaded"] == 0
+        client.load("parametric")
+        assert {x["name"]: x for x in client.presets()}["parametric"]["loaded"] == 1
+        with pytest.raises(EngineError, match="unknown_preset"):
+            client.load("no-such-preset")
+        peer = Peer(service.port)
+        (reply,) = peer.request(p.HELLO, 5, 99, "future client")
+        assert reply.fields["code"] == p.VERSION and "99" in reply.fields["message"]
+
+
+def test_render_round_trip_equals_an_in_process_render(tmp_path, parametric):
+    sent = notes(24)
+    sent[3]["controls"] = [0.9, 0.1, 0.5, 0.6, 0.7, 0.2]
+    with running_service(tmp_path) as service, client_for(service) as client:
+        seen = []
+        result = client.render("item-1", "parametric", sent, sample_rate=22050, seed=3,
+                               progress=lambda fraction, state: seen.append(state))
+        named = client.render("item-2", "parametric", sent, sample_rate=22050, seed=3, length=9.5,
+                              file_name="take.wav")
+    assert seen[-1] == "done" and "rendering" in seen
+    assert os.path.dirname(result.path) == str(service.render_dir) and result.mode == "full"
+    audio, rate = sf.read(result.path, dtype="float32")
+    expected = render_clip(Clip.from_data(sent).checked(), parametric, 22050, seed=3)
+    assert rate == 22050 and np.array_equal(audio, expected.audio)
+    assert result.controls["n3"] == pytest.approx((0.9, 0.1, 0.5, 0.6, 0.7, 0.2))
+    assert result.controls == expected.controls  # float32 on the wire: exact
+    assert sorted(result.rerendered) == sorted(n["id"] for n in sent)
+    assert named.path == str(service.render_dir / "take.wav") and named.duration == pytest.approx(9.5)
+    assert not list((service.render_dir / ".tmp").iterdir())
+
+
+def test_ten_thousand_note_clip_arrives_intact(tmp_path):
+    rng = np.random.default_rng(0)
+    sent = notes(10_000, step=0.01, length=0.008)
+    for note in sent:
+        note["controls"] = [float(np.float32(x)) for x in rng.random(6)]
+    with running_service(tmp_path) as service, client_for(service) as client:
+        session = client.start_render("big", "parametric", sent, sample_rate=16000)
+        assert len(session.chunks) > 100 and max(len(c) for c in session.chunks) <= p.MAX_DATAGRAM
+        result = client.wait(session, timeout=120).result
+    assert list(result.controls) == [n["id"] for n in sent]  # every note, in the clip's order
+    assert all(result.controls[n["id"]] == tuple(n["controls"]) for n in sent)  # bit-exact float32
+    assert result.duration == pytest.approx(sent[-1]["offset"] + 1.2, abs=1e-3)
+
+
+class LossyProxy:
+    """A UDP relay between one client and the engine that drops, duplicates and reorders datagrams both ways."""
+
+    def __init__(self, engine_port: int, drop=0.2, duplicate=0.1, delay=0.1, seed=0):
+        self.engine = ("127.0.0.1", engine_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.rng, self.drop, self.duplicate, self.delay = random.Random(seed), drop, duplicate, delay
+        self.client = None
+        self.held: list[tuple[bytes, tuple]] = []
+        self.counts = {"dropped": 0, "duplicated": 0, "delayed": 0}
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            try:
+                data, source = self.sock.recvfrom(65536)
+            except socket.timeout:
+                data = None
+            if data is not None:
+                if source != self.engine:
+                    self.client = source
+                target = self.client if source == self.engine else self.engine
+                roll = self.rng.random()
+                if roll < self.drop:
+                    self.counts["dropped"] += 1
+                elif roll < self.drop + self.delay:
+                    self.held.append((data, target))  # sent after the next datagram: reordered
+                    self.counts["delayed"] += 1
+                    continue
+                else:
+                    copies = 2 if self.rng.random() < self.duplicate else 1
+                    self.counts["duplicated"] += copies - 1
+                    for _ in range(copies):
+                        self.sock.sendto(data, target)
+            for held, target in self.held:
+                self.sock.sendto(held, target)
+            self.held = []
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def test_lossy_duplicating_reordering_network_still_delivers(tmp_path, parametric):
+    sent = notes(3000, step=0.01, length=0.008)
+    with running_service(tmp_path) as service:
+        proxy = LossyProxy(service.port)
+        try:
+            client = client_for(service, p.Timing(resend=0.05, connect_timeout=10, status_after=0.3, lost_after=10))
+            client.address = ("127.0.0.1", proxy.port)
+            result = client.render("lossy", "parametric", sent, sample_rate=16000, timeout=60)
+            client.close()
+        finally:
+            proxy.close()
+    assert min(proxy.counts.values()) >= 5, proxy.counts  # every fault happened, several times
+    assert list(result.controls) == [n["id"] for n in sent]
+    audio, _ = sf.read(result.path, dtype="float32")
+    assert np.array_equal(audio, render_clip(Clip.from_data(sent).checked(), parametric, 16000).audio)
+
+
+def header(req, clip="c", preset="parametric", rate=16000, n_notes=2, n_chunks=1, length=0.0, seed=0, name=""):
+    return p.encode(p.RENDER, req, clip, preset, rate, n_notes, n_chunks, length, seed, name)
+
+
+NOTE = ("a", 60, 0.0, 0.5, 100) + (p.GENERATE,) * 6
+
+
+BAD_REQUESTS = [
+    (b"\x00\x01garbage", p.MALFORMED),
+    (osc.encode_message("/ddsp/launch", [1]), p.UNKNOWN_ADDRESS),
+    (osc.encode_message("/ddsp/ping", ["one"]), p.BAD_ARGUMENTS),
+    (osc.encode_message("/ddsp/render", [1, "c"]), p.BAD_ARGUMENTS),
+    (header(1, preset="violin-that-is-not-there"), p.UNKNOWN_PRESET),
+    (header(1, preset="../../etc"), p.UNKNOWN_PRESET),
+    (header(1, rate=1000), p.BAD_ARGUMENTS),
+    (header(1, n_notes=10 ** 9, n_chunks=5), p.TOO_LARGE),
+    (header(1, n_notes=5, n_chunks=6), p.BAD_ARGUMENTS),
+    (header(1, n_notes=0, n_chunks=0), p.BAD_ARGUMENTS),
+    (header(1, length=1e12), p.TOO_LARGE),
+    (header(1, length=-3.0), p.BAD_ARGUMENTS),
+    (header(1, clip="x" * 300), p.TOO_LARGE),
+    (header(1, clip=""), p.BAD_ARGUMENTS),
+    (header(1, name="../evil.wav"), p.BAD_FILE_NAME),
+    (header(1, name="/tmp/evil.wav"), p.BAD_FILE_NAME),
+    (header(1, name="evil.exe"), p.BAD_FILE_NAME),
+    (header(1, name=".hidden.wav"), p.BAD_FILE_NAME),
+    (p.encode(p.NOTES, 77, 0, records=[NOTE]), p.UNKNOWN_REQUEST),
+    (p.encode(p.STATUS, 77), p.UNKNOWN_REQUEST),
+    (p.encode(p.FETCH, 77, 0, 1), p.UNKNOWN_REQUEST),
+    (p.encode(p.CANCEL, 77), p.UNKNOWN_REQUEST),
+]
+
+
+def test_bad_requests_get_an_error_and_the_engine_keeps_serving(tmp_path):
+    with running_service(tmp_path) as service:
+        peer = Peer(service.port)
+        for data, code in BAD_REQUESTS:
+            peer.send(data)
+            peer.send(p.encode(p.PING, 9))
+            replies = peer.replies(until=lambda r: r.address == p.PONG)
+            assert [r.fields.get("code") for r in replies] == [code, None], (data, replies)
+        assert not list(service.render_dir.glob("*.wav"))
+
+
+def test_upload_faults_bad_notes_and_request_reuse(tmp_path):
+    with running_service(tmp_path, upload_timeout=2.5) as service:
+        peer = Peer(service.port)
+        peer.send(header(1, n_notes=2, n_chunks=2))
+        assert peer.replies()[0].fields == {"req": 1, "chunk": -1}
+        chunk0 = p.encode(p.NOTES, 1, 0, records=[NOTE])
+        peer.send(chunk0)
+        peer.send(chunk0)  # duplicate: acknowledged again, stored once
+        assert [r.fields["chunk"] for r in peer.replies()] == [0, 0]
+        assert peer.request(p.STATUS, 1)[0].fields == {"req": 1, "chunk": -1}  # still receiving
+        for data, code in [(p.encode(p.NOTES, 1, 5, records=[NOTE]), p.BAD_ARGUMENTS),
+                           (p.encode(p.NOTES, 1, 1), p.BAD_ARGUMENTS),
+                           (p.encode(p.NOTES, 1, 1, records=[("x" * 200,) + NOTE[1:]]), p.TOO_LARGE),
+                           (header(1, clip="other", n_notes=2, n_chunks=2), p.DUPLICATE_REQUEST),
+                           (p.encode(p.FETCH, 1, 0, 1), p.BAD_ARGUMENTS)]:
+            peer.send(data)
+            assert [r.fields.get("code") for r in peer.replies()] == [code]
+        # chunk 1 never comes: the upload expires
+        (expired,) = peer.replies(wait=5.0, until=lambda r: r.address == p.ERROR)
+        assert expired.fields["code"] == p.EXPIRED and "1 of 2 chunks" in expired.fields["message"]
+        # notes the engine cannot render: one clear error naming the note
+        bad = ("b", 200, 0.0, 0.5, 100) + (p.GENERATE,) * 6
+        peer.send(header(2, n_notes=2))
+        peer.send(p.encode(p.NOTES, 2, 0, records=[NOTE, bad]))
+        replies = peer.replies(until=lambda r: r.address == p.ERROR)
+        assert errors(replies, p.BAD_NOTES) and "'b'" in errors(replies)[0].fields["message"]
+        # fewer notes than announced
+        peer.send(header(3, n_notes=3))
+        peer.send(p.encode(p.NOTES, 3, 0, records=[NOTE]))
+        assert "announced 3 notes" in errors(peer.replies(until=lambda r: r.address == p.ERROR))[0].fields["message"]
+        # a half-controlled note
+        partial = ("c", 60, 0.0, 0.5, 100, 0.5) + (p.GENERATE,) * 5
+        peer.send(header(4, n_notes=1))
+        peer.send(p.encode(p.NOTES, 4, 0, records=[partial]))
+        assert errors(peer.replies(until=lambda r: r.address == p.ERROR), p.BAD_NOTES)
+        assert peer.request(p.PING, 9)[0].address == p.PONG
+
+
+def test_fuzz_thousands_of_datagrams_each_get_a_reply(tmp_path):
+    rng = random.Random(4)
+    templates = [p.encode(p.PING, 1), header(2, n_notes=1), p.encode(p.NOTES, 2, 0, records=[NOTE]),
+                 p.encode(p.FETCH, 3, 0, 4), p.encode(p.STATUS, 4), p.encode(p.HELLO, 5, 1, "x"),
+                 p.encode(p.CANCEL, 6), osc.encode_bundle([p.encode(p.STATUS, 7)])]
+    with running_service(tmp_path, max_uploads=8) as service:
+        peer = Peer(service.port)
+        unanswered, replies_total, sent = 0, 0, 0
+        for i in range(3000):
+            kind = rng.random()
+            if kind < 0.2:
+                data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+            else:
+                data = bytearray(rng.choice(templates))
+                for _ in range(rng.randint(1, 4)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+                if rng.random() < 0.2:
+                    data = data[:rng.randrange(1, len(data))]
+                data = bytes(data)
+            decoded = p.decode(data, p.REQUESTS)
+            if any(isinstance(x, p.Parsed) and x.reply_port for x in decoded):
+                continue  # its replies go to another port
+            peer.send(data)
+            marker = 10 ** 6 + i
+            peer.send(p.encode(p.PING, marker))
+            got = peer.replies(wait=2.0, until=lambda r: r.address == p.PONG and r.req == marker)
+            assert got and got[-1].req == marker, f"engine stopped answering after datagram {i}: {data!r}"
+            replies_total += len(got) - 1
+            unanswered += len(got) == 1
+            sent += 1
+        assert sent > 2500 and unanswered == 0, (unanswered, sent)
+        assert service.threads[0].is_alive() and not list(service.render_dir.glob("*.wav"))
+
+
+def test_reply_port_sends_replies_elsewhere(tmp_path):
+    with running_service(tmp_path) as service:
+        sender, listener = Peer(service.port), Peer(service.port)
+        sender.send(p.encode(p.PING, 3, reply_port=listener.sock.getsockname()[1]))
+        assert [r.address for r in listener.replies()] == [p.PONG] and sender.replies(wait=0.5) == []
+
+
+def long_notes(seconds: float, prefix: str = "x") -> list[dict]:
+    return notes(int(seconds / 0.5), step=0.5, length=0.45, prefix=prefix)
+
+
+def test_queue_busy_cancel_supersede_and_status(tmp_path):
+    with running_service(tmp_path, queue_size=1) as service, client_for(service) as client:
+        a = client.start_render("clip-x", "parametric", long_notes(60))
+        while a.state != "rendering":
+            client.pump(0.02)
+        b = client.start_render("clip-y", "parametric", long_notes(60, "y"))
+        while b.state != "queued":
+            client.pump(0.02)
+        with pytest.raises(EngineError, match="busy"):
+            client.render("clip-z", "parametric", notes(2))
+        client.bridge.cancel(b)
+        with pytest.raises(EngineError, match="cancelled"):
+            client.wait(b, timeout=10)
+        d = client.render("clip-x", "parametric", notes(3), timeout=60)  # supersedes a
+        assert a.error[0] == p.SUPERSEDED and d.mode == "full"
+        other = Peer(service.port)  # request ids belong to their client
+        assert errors(other.request(p.CANCEL, a.req), p.UNKNOWN_REQUEST)
+    assert len(list(service.render_dir.glob("*.wav"))) == 1
+
+
+def test_status_and_fetch_of_a_finished_render(tmp_path):
+    with running_service(tmp_path) as service:
+        peer = Peer(service.port)
+        peer.send(header(5, n_notes=1))
+        peer.send(p.encode(p.NOTES, 5, 0, records=[NOTE]))
+        done = [r for r in peer.replies(wait=30, until=lambda r: r.address == p.DONE) if r.address == p.DONE][0]
+        assert done.fields["n_chunks"] == 1 and os.path.exists(done.fields["path"])
+        assert peer.request(p.STATUS, 5)[0].fields == done.fields
+        (controls,) = peer.request(p.FETCH, 5, 0, 1)
+        assert controls.records[0]["id"] == "a" and controls.records[0]["rerendered"] == 1
+        assert errors(peer.request(p.FETCH, 5, 1, 1), p.BAD_ARGUMENTS)
+        assert errors(peer.request(p.FETCH, 5, 0, 33), p.BAD_ARGUMENTS)
+        assert peer.request(p.CANCEL, 5)[0].address == p.DONE  # finished: nothing to cancel
+        peer.send(header(5, n_notes=1))
+        assert peer.replies()[0].address == p.DONE  # the same header again: the latest state
+
+
+def test_old_renders_and_stale_temporary_files_are_removed(tmp_path):
+    folder = tmp_path / "renders"
+    (folder / ".tmp").mkdir(parents=True)
+    old = time.time() - 100 * 3600
+    for name in ("old.wav", "new.wav", "keep.txt", ".tmp/dead.wav"):
+        (folder / name).write_bytes(b"x")
+    for name in ("old.wav", "keep.txt", ".tmp/dead.wav"):
+        os.utime(folder / name, (old, old))
+    with running_service(tmp_path):
+        pass
+    assert sorted(f.name for f in folder.iterdir()) == [".tmp", "keep.txt", "new.wav"]
+    assert not list((folder / ".tmp").iterdir())
+
+
+def test_stop_fails_queued_renders(tmp_path):
+    with running_service(tmp_path) as service, client_for(service) as client:
+        a = client.start_render("s1", "parametric", long_notes(30))
+        b = client.start_render("s2", "parametric", notes(3))
+        while b.state != "queued":
+            client.pump(0.02)
+        threading.Thread(target=service.stop).start()
+        with pytest.raises(EngineError, match="shutting_down"):
+            client.wait(b, timeout=10)
+        with pytest.raises(EngineError, match="shutting_down|engine_lost"):
+            client.wait(a, timeout=20)
