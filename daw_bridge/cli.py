@@ -121,6 +121,10 @@ def cmd_presets(args: argparse.Namespace) -> None:
                   f"{info['description'][:80]}")
 
 
+from . import install  # noqa: E402  (each DAW registers its installer there)
+
+command("install", "install a DAW's script into the DAW (ableton, ...)", install.add_arguments)(install.run)
+
 def _read_json(path: str) -> dict:
     try:
         data = json.loads(Path(path).read_text())
