@@ -151,6 +151,26 @@ def cmd_evaluate(args) -> None:
           f"predictor {metrics['expression']['mse_training_mean']:.4f}); targets {metrics['targets_met']}")
 
 
+def cmd_dataset(args) -> None:
+    from .dataset import build_recordings_dataset, build_soundfont_dataset, coverage_report
+
+    if bool(args.instrument) == bool(args.recordings):
+        raise CliError("pass either --instrument NAME (soundfont renders) or --recordings DIR (your audio)")
+    if args.recordings:
+        meta = build_recordings_dataset(args.recordings, args.out, args.instrument_name or Path(args.out).name,
+                                        program=args.program, held_out=args.held_out,
+                                        sample_rate=args.sample_rate, seed=args.seed, quiet=args.quiet)
+    else:
+        meta = build_soundfont_dataset(args.out, args.instrument, pieces=args.pieces,
+                                       held_out=6 if args.held_out is None else args.held_out,
+                                       sample_rate=args.sample_rate, soundfont=args.soundfont, seed=args.seed,
+                                       max_seconds=args.max_seconds, flatten=not args.keep_soundfont_vibrato,
+                                       quiet=args.quiet)
+    print(coverage_report(meta))
+    print(f"wrote {args.out} ({len(meta['splits']['train'])} train, {len(meta['splits']['test'])} held-out pieces; "
+          f"coverage also in {Path(args.out) / 'coverage.txt'})")
+
+
 def cmd_serve(args) -> None:
     import logging
 
@@ -225,6 +245,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--docs", help="metrics table to update (default docs/presets.md)")
     evaluate.add_argument("--no-docs", action="store_true", help="do not touch the docs table")
     evaluate.set_defaults(func=cmd_evaluate)
+    dataset = sub.add_parser("dataset", help="build a training dataset: Bach chorale voices rendered by FluidSynth, "
+                                               "or a folder of your own monophonic recordings (docs/dataset.md)")
+    dataset.add_argument("--instrument", help="GM instrument to render: violin, viola, cello, contrabass, trumpet, "
+                                                "trombone, tuba, horn, soprano_sax, alto_sax, oboe, bassoon, clarinet, flute")
+    dataset.add_argument("--recordings", metavar="DIR", help="folder of WAV/FLAC recordings (same-named .mid optional)")
+    dataset.add_argument("--out", required=True, help="dataset folder to write (resumes an interrupted build)")
+    dataset.add_argument("--instrument-name", help="name of a recordings dataset (default: the --out folder name)")
+    dataset.add_argument("--program", type=int, help="GM program of a recordings dataset (optional)")
+    dataset.add_argument("--pieces", type=int, default=40, help="training chorale voices (default 40)")
+    dataset.add_argument("--held-out", type=int, help="held-out pieces, never trained on (default 6; recordings: "
+                                                      "about 15 %% of the files)")
+    dataset.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000; max_hz is half)")
+    dataset.add_argument("--soundfont", help="SF2/SF3 file (default FluidR3_GM.sf2)")
+    dataset.add_argument("--max-seconds", type=float, default=20.0, help="longest piece (default 20 s)")
+    dataset.add_argument("--keep-soundfont-vibrato", action="store_true",
+                         help="do not cancel the vibrato recorded into the soundfont's samples")
+    dataset.add_argument("--seed", type=int, default=0)
+    dataset.add_argument("-q", "--quiet", action="store_true")
+    dataset.set_defaults(func=cmd_dataset)
     serve = sub.add_parser("serve", help="run the background engine service (OSC over UDP, docs/protocol.md)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=9718, help="UDP port (default 9718; 0 picks a free one)")

@@ -1,0 +1,740 @@
+"""Training data for neural instrument presets: aligned notes, frame-level synthesis-parameter targets and the six
+controls per note, from real music rendered by FluidSynth or from the user's own monophonic recordings.
+
+Format (a contract with the trainer; see docs/dataset.md):
+- `<out>/meta.json`: format "ddsp-dataset", version 1, instrument, program, source ("soundfont"|"recordings"),
+  soundfont, sample_rate, max_hz, frame_rate, pitch_range, splits {"train": [ids], "test": [ids]}, coverage per
+  control over the train notes, seed, and what was measured while building (per piece, f0 check, resynthesis
+  distance). Written last: a folder without it is an incomplete build (run the same command again to resume).
+- `<out>/pieces/<id>.npz`: audio (n,), f0 (F,), amplitude (F,), harmonics (F, 60), noise (F, 65), notes (n, 4)
+  [pitch, onset s, offset s, velocity], controls (n, 6), loudness_db (F,); float32, F frames at 250/s covering
+  the audio. `<out>/pieces/<id>.json`: what was measured on that piece. Both written atomically.
+- `<out>/build.json`: the build settings (a resumed build must use the same ones); `<out>/coverage.txt`.
+
+Soundfont pieces: `engine.performance` performs a chorale voice as MIDI; FluidSynth renders it at 48 kHz (dry:
+reverb and chorus off), soxr resamples to the dataset rate, one gain per instrument puts loud notes near -6 dBFS.
+Many soundfont samples were recorded with vibrato: a first render measures that wobble (engine.analysis.refine_f0)
+and the second render cancels it with pitch bend, so a note without performed vibrato is steady. Targets come from
+`engine.analysis.analyze` at the f0 the MIDI asks for, refined to the audio.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import analysis
+from .expression import extract_controls
+from .notes import CONTROL_NAMES, Note, NoteError
+from .params import FRAME_RATE, SynthParams
+from .performance import INSTRUMENTS, MelodyNote, Performance, chorale_voices, get_instrument, perform
+
+FORMAT, VERSION = "ddsp-dataset", 1
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf3/MuseScore_General.sf3")
+RENDER_RATE = 48000
+LOUD_DB = -6.0  # harmonic amplitude of loud notes, dB re a full-scale sine (volume control 0.9)
+AUDIO_SUFFIXES = (".wav", ".flac")
+MIDI_SUFFIXES = (".mid", ".midi")
+WOBBLE_LIMIT_SEMITONES = 0.5
+ARRAY_KEYS = ("audio", "f0", "amplitude", "harmonics", "noise", "notes", "controls", "loudness_db")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be built or read; the message says why in one line."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading (for the trainer)
+
+def load_dataset(path: str | Path) -> tuple[dict, dict[str, list[str]]]:
+    """-> (meta, {"train": [piece ids], "test": [piece ids]}). Raises DatasetError on an incomplete build."""
+    path = Path(path)
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        hint = " (an incomplete build: run the same build command again to resume)" if (path / "build.json").is_file() else ""
+        raise DatasetError(f"{path} is not a dataset: no meta.json{hint}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"cannot read {meta_path}: {error}") from None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise DatasetError(f"{meta_path} is not a {FORMAT} version {VERSION} file")
+    return meta, {split: list(ids) for split, ids in meta["splits"].items()}
+
+
+def load_piece(path: str | Path, piece_id: str) -> dict[str, torch.Tensor]:
+    """One piece's arrays as float32 tensors: audio (n,), f0 / amplitude / loudness_db (F,), harmonics (F, 60),
+    noise (F, 65), notes (n_notes, 4) [pitch, onset s, offset s, velocity], controls (n_notes, 6)."""
+    file = Path(path) / "pieces" / f"{piece_id}.npz"
+    try:
+        with np.load(file) as data:
+            return {key: torch.from_numpy(np.array(data[key], dtype=np.float32)) for key in ARRAY_KEYS}
+    except (OSError, KeyError, ValueError) as error:
+        raise DatasetError(f"cannot read piece {piece_id!r} of {path}: {error}") from None
+
+
+def notes_from_array(notes: np.ndarray | torch.Tensor) -> list[Note]:
+    """(n, 4) [pitch, onset, offset, velocity] -> engine Notes (ids "0".."n-1")."""
+    rows = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    return [Note(pitch=int(round(p)), onset=float(on), offset=float(off), velocity=int(round(v)), id=str(i))
+            for i, (p, on, off, v) in enumerate(rows)]
+
+
+def piece_params(piece: dict, max_hz: float) -> SynthParams:
+    """A loaded piece's targets as SynthParams (resynthesise with engine.dsp.synthesize)."""
+    return SynthParams(torch.as_tensor(piece["f0"]), torch.as_tensor(piece["amplitude"]),
+                       torch.as_tensor(piece["harmonics"]), torch.as_tensor(piece["noise"]), float(max_hz))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Targets from audio
+
+def fit_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
+    """Cut or extend (repeating the last value) a frame series to n_frames."""
+    x = np.asarray(x)
+    if x.shape[0] >= n_frames:
+        return x[:n_frames]
+    return np.concatenate([x, np.repeat(x[-1:], n_frames - x.shape[0], axis=0)])
+
+
+def note_frames_mask(notes: list[Note], n_frames: int, skip_start: float = 0.0, skip_end: float = 0.0) -> np.ndarray:
+    """(F,) bool: frames inside notes, `skip_start` s after each onset to `skip_end` s before each offset."""
+    mask = np.zeros(n_frames, dtype=bool)
+    for note in notes:
+        start = int(math.ceil((note.onset + skip_start) * FRAME_RATE))
+        stop = int(math.ceil((note.offset - skip_end) * FRAME_RATE))
+        mask[max(start, 0):max(0, min(stop, n_frames))] = True
+    return mask
+
+
+def piece_targets(audio: np.ndarray, prior_f0: np.ndarray, notes: list[Note], sample_rate: int,
+                  voiced: np.ndarray | None = None, refine: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """Audio + assumed f0 + notes -> (the npz arrays, measurements).
+
+    audio: (n,) at sample_rate; prior_f0: (F,) Hz; voiced: (F,) frames whose f0 may be refined (default: all
+    but those around note onsets); refine False: prior_f0 is final."""
+    n = audio.shape[0]
+    n_frames = analysis.n_frames_for(n, sample_rate)
+    prior_f0 = fit_frames(prior_f0, n_frames).astype(np.float64)
+    notes_array = np.array([[n_.pitch, n_.onset, n_.offset, n_.velocity] for n_ in notes], dtype=np.float32)
+    stored_notes = notes_from_array(notes_array)  # controls from the notes exactly as stored
+    if voiced is None:
+        voiced = ~analysis.note_change_frames(notes_array[:, 1], n_frames)
+    targets = analysis.analyze(audio, prior_f0, sample_rate, refine=refine, voiced=voiced)
+    max_hz = sample_rate / 2.0
+    params = SynthParams(*(torch.from_numpy(targets[k]) for k in ("f0", "amplitude", "harmonics", "noise")), max_hz)
+    controls = extract_controls(params, stored_notes).numpy()
+    arrays = {
+        "audio": audio.astype(np.float32),
+        "f0": targets["f0"], "amplitude": targets["amplitude"], "harmonics": targets["harmonics"],
+        "noise": targets["noise"], "notes": notes_array, "controls": controls.astype(np.float32),
+        "loudness_db": targets["loudness_db"],
+    }
+    inside = note_frames_mask(stored_notes, n_frames, 0.04, 0.02) & (targets["amplitude"] > 1e-3)
+    cents = 1200 * np.log2(targets["f0"][inside] / prior_f0[inside]) if inside.any() else np.zeros(1)
+    from .dsp import synthesize
+
+    resynthesis = synthesize(params, sample_rate, n, seed=0).numpy()
+    distance = analysis.spectral_distance(audio, resynthesis, sample_rate)
+    info = {
+        "seconds": round(n / sample_rate, 3),
+        "notes": len(notes),
+        "f0_vs_assumed_cents": {"median_abs": round(float(np.median(np.abs(cents))), 2),
+                                "p95_abs": round(float(np.percentile(np.abs(cents), 95)), 2)},
+        "resynthesis_distance": {k: round(v, 4) for k, v in distance.items()},
+        "peak_dbfs": round(float(20 * np.log10(max(np.abs(audio).max(), 1e-12))), 2),
+    }
+    return arrays, info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FluidSynth
+
+def find_soundfont(path: str | None = None) -> Path:
+    if path:
+        if not Path(path).is_file():
+            raise DatasetError(f"no such soundfont: {path}")
+        return Path(path)
+    for candidate in SOUNDFONTS:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise DatasetError("no soundfont found: install the Debian package fluid-soundfont-gm or pass --soundfont")
+
+
+def fluidsynth_render(midi_path: Path, soundfont: Path, rate: int = RENDER_RATE) -> np.ndarray:
+    """Render a MIDI file dry (reverb and chorus off, gain 1) -> mono float64 at `rate`."""
+    import soundfile as sf
+
+    if shutil.which("fluidsynth") is None:
+        raise DatasetError("fluidsynth not found: install the Debian package fluidsynth (make system-deps)")
+    wav = midi_path.with_suffix(".wav")
+    command = ["fluidsynth", "-n", "-i", "-q", "-R", "0", "-C", "0", "-g", "1.0", "-r", str(rate),
+               "-O", "float", "-T", "wav", "-F", str(wav), str(soundfont), str(midi_path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not wav.is_file():
+        raise DatasetError(f"fluidsynth failed on {midi_path.name}: {(result.stderr or result.stdout).strip()[:200]}")
+    audio, _ = sf.read(str(wav), dtype="float64", always_2d=True)
+    wav.unlink()
+    return audio.mean(axis=1)
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int, n_samples: int | None = None) -> np.ndarray:
+    """soxr resampling, then cut or zero-pad to n_samples."""
+    import soxr
+
+    out = audio if from_rate == to_rate else soxr.resample(audio, from_rate, to_rate, quality="VHQ")
+    if n_samples is not None:
+        out = np.pad(out, (0, max(0, n_samples - out.shape[0])))[:n_samples]
+    return np.asarray(out, dtype=np.float64)
+
+
+def render_performance(performance: Performance, program: int, soundfont: Path, sample_rate: int, gain: float,
+                       workdir: Path, correction: np.ndarray | None = None) -> np.ndarray:
+    """A performance -> dry mono audio at sample_rate, round(duration * sample_rate) samples, times gain."""
+    midi_path = workdir / "piece.mid"
+    performance.write_midi(midi_path, program, bend_correction=correction)
+    audio = fluidsynth_render(midi_path, soundfont)
+    return resample(audio, RENDER_RATE, sample_rate, int(round(performance.duration * sample_rate))) * gain
+
+
+def calibrate_gain(program: int, low: int, high: int, soundfont: Path, workdir: Path, sample_rate: int) -> float:
+    """Scale that puts loud notes at LOUD_DB: the 75th percentile, over the instrument's range, of the harmonic
+    amplitude (engine/params.py units: 1.0 = full-scale sine) of steady notes at full level (velocity, CC7 and
+    CC11 at 127, soundfont filter)."""
+    import mido
+
+    midi = mido.MidiFile(type=0, ticks_per_beat=1000)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
+    track.append(mido.Message("program_change", program=program, time=0))
+    pitches = list(range(low, high + 1, 3))
+    for pitch in pitches:
+        track.append(mido.Message("note_on", note=pitch, velocity=127, time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=1600))  # 0.8 s on
+        track.append(mido.Message("control_change", control=7, value=127, time=400))  # 0.2 s release
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    path = workdir / "calibrate.mid"
+    midi.save(str(path))
+    audio = resample(fluidsynth_render(path, soundfont), RENDER_RATE, sample_rate, len(pitches) * sample_rate)
+    n_frames = analysis.n_frames_for(audio.shape[0], sample_rate)
+    f0 = fit_frames(np.repeat(440.0 * 2.0 ** ((np.array(pitches) - 69.0) / 12.0), FRAME_RATE), n_frames)
+    amplitude = analysis.analyze(audio, f0, sample_rate)["amplitude"]
+    levels = [np.median(amplitude[i * FRAME_RATE + 50:i * FRAME_RATE + 175]) for i in range(len(pitches))]
+    loud = float(np.percentile(levels, 75))
+    if loud <= 1e-6:
+        raise DatasetError(f"the soundfont {soundfont.name} is silent for GM program {program}")
+    return 10 ** (LOUD_DB / 20) / loud
+
+
+def flatten_wobble(audio: np.ndarray, performance: Performance, prior_f0: np.ndarray, sample_rate: int,
+                   voiced: np.ndarray) -> tuple[np.ndarray, float]:
+    """The soundfont's own pitch wobble (measured f0 minus asked f0, semitones, inside notes) as a bend correction
+    (F,) that cancels it, and its RMS in cents."""
+    n_frames = prior_f0.shape[0]
+    measured = analysis.refine_f0(audio, prior_f0, sample_rate, voiced=voiced)
+    inside = note_frames_mask(performance.notes, n_frames, 0.03, 0.0) & voiced
+    wobble = np.where(inside, 12 * np.log2(measured / prior_f0), 0.0)
+    wobble = np.clip(wobble, -WOBBLE_LIMIT_SEMITONES, WOBBLE_LIMIT_SEMITONES)
+    rms = float(np.sqrt(np.mean(wobble[inside] ** 2)) * 100) if inside.any() else 0.0
+    correction = fit_frames(-wobble, performance.bend.shape[0])
+    return correction, rms
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chorales
+
+def melody_key(notes: list[MelodyNote], length: int = 12) -> tuple[int, ...]:
+    """Interval sequence of a melody's first notes: the same tune in another harmonisation or key matches."""
+    pitches = [n.pitch for n in notes[:length + 1]]
+    return tuple(b - a for a, b in zip(pitches, pitches[1:]))
+
+
+def select_chorales(n_train: int, n_test: int, seed: int) -> list[tuple[str, str, dict]]:
+    """(chorale id, split, voices) for n_test held-out then n_train training chorales, drawn from music21's Bach
+    corpus in a seeded order (the same for every instrument); no training chorale shares its soprano tune with a
+    held-out one."""
+    from music21 import corpus
+
+    paths = sorted((p for p in corpus.getComposer("bach") if str(p).endswith(".mxl")), key=str)
+    order = np.random.default_rng(seed).permutation(len(paths))
+    chosen, test_keys, n_taken = [], set(), {"train": 0, "test": 0}
+    for index in order:
+        if n_taken["test"] >= n_test and n_taken["train"] >= n_train:
+            break
+        path = Path(paths[index])
+        try:
+            voices = chorale_voices(corpus.parse(str(path)))
+        except NoteError:
+            continue
+        key = melody_key(voices["soprano"])
+        if n_taken["test"] < n_test:
+            split = "test"
+            test_keys.add(key)
+        elif key in test_keys:
+            continue
+        else:
+            split = "train"
+        chosen.append((path.stem, split, voices))
+        n_taken[split] += 1
+    if n_taken["test"] < n_test or n_taken["train"] < n_train:
+        raise DatasetError(f"music21's corpus has only {len(chosen)} usable chorales; asked for {n_train + n_test}")
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+
+@dataclass
+class Builder:
+    """Writes pieces into a dataset folder, resuming a build with the same settings."""
+    out: Path
+    settings: dict
+
+    def start(self) -> None:
+        (self.out / "pieces").mkdir(parents=True, exist_ok=True)
+        build = self.out / "build.json"
+        if build.is_file():
+            try:
+                previous = json.loads(build.read_text())
+            except ValueError:
+                previous = None
+            if previous != self.settings:
+                raise DatasetError(f"{self.out} holds a build with other settings ({build}): use another --out or "
+                                   f"delete that folder")
+        else:
+            write_json_atomic(build, self.settings)
+
+    def done(self, piece_id: str) -> dict | None:
+        info_path = self.out / "pieces" / f"{piece_id}.json"
+        if info_path.is_file() and (self.out / "pieces" / f"{piece_id}.npz").is_file():
+            return json.loads(info_path.read_text())
+        return None
+
+    def write(self, piece_id: str, arrays: dict[str, np.ndarray], info: dict) -> None:
+        pieces = self.out / "pieces"
+        fd, tmp = tempfile.mkstemp(prefix=f".{piece_id}.", suffix=".npz.part", dir=pieces)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, pieces / f"{piece_id}.npz")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        write_json_atomic(pieces / f"{piece_id}.json", info)
+
+    def finish(self, meta: dict, infos: dict[str, dict]) -> dict:
+        controls = {split: [] for split in ("train", "test")}
+        for piece_id, info in infos.items():
+            with np.load(self.out / "pieces" / f"{piece_id}.npz") as data:
+                controls[info["split"]].append(data["controls"])
+        stacked = {s: np.concatenate(c) if c else np.zeros((0, 6), np.float32) for s, c in controls.items()}
+        meta["coverage"] = coverage(stacked["train"])
+        meta["coverage_test"] = coverage(stacked["test"])
+        meta["notes"] = {s: int(c.shape[0]) for s, c in stacked.items()}
+        meta["seconds"] = {s: round(sum(i["seconds"] for i in infos.values() if i["split"] == s), 1)
+                           for s in ("train", "test")}
+        meta["measured"] = summarize(infos)
+        meta["pieces"] = infos
+        report = coverage_report(meta)
+        (self.out / "coverage.txt").write_text(report + "\n")
+        write_json_atomic(self.out / "meta.json", meta)
+        return meta
+
+
+def write_json_atomic(path: Path, document: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def coverage(controls: np.ndarray) -> dict:
+    """Per control: min, max, p05, p50, p95 and a 10-bin histogram over [0, 1] (note counts)."""
+    out = {}
+    for column, name in enumerate(CONTROL_NAMES):
+        values = controls[:, column] if controls.shape[0] else np.zeros(1)
+        hist, _ = np.histogram(np.clip(values, 0, 1), bins=10, range=(0.0, 1.0))
+        out[name] = {"min": round(float(values.min()), 4), "max": round(float(values.max()), 4),
+                     "p05": round(float(np.percentile(values, 5)), 4),
+                     "p50": round(float(np.percentile(values, 50)), 4),
+                     "p95": round(float(np.percentile(values, 95)), 4),
+                     "hist": [int(h) for h in hist] if controls.shape[0] else [0] * 10}
+    return out
+
+
+def coverage_verdict(stats: dict) -> str:
+    span = stats["p95"] - stats["p05"]
+    if stats["p05"] <= 0.1 and stats["p95"] >= 0.9:
+        return "covers [0,1]"
+    return f"{'most' if span >= 0.6 else 'PARTIAL'}: p05..p95 spans {span:.0%} of [0,1]"
+
+
+def coverage_report(meta: dict) -> str:
+    lines = [f"{meta['instrument']}: {meta['notes']['train']} train notes ({meta['seconds']['train']} s), "
+             f"{meta['notes']['test']} held-out notes ({meta['seconds']['test']} s)",
+             f"{'control':<22}{'min':>6}{'p05':>6}{'p50':>6}{'p95':>6}{'max':>6}  histogram 0..1 (10 bins)   verdict"]
+    bars = " .:-=+*#%@"
+    for name in CONTROL_NAMES:
+        s = meta["coverage"][name]
+        peak = max(max(s["hist"]), 1)
+        hist = "".join(bars[min(9, int(math.ceil(9 * h / peak)))] for h in s["hist"])
+        lines.append(f"{name:<22}{s['min']:6.2f}{s['p05']:6.2f}{s['p50']:6.2f}{s['p95']:6.2f}{s['max']:6.2f}  "
+                     f"[{hist}]                 {coverage_verdict(s)}")
+    measured = meta.get("measured", {})
+    if measured:
+        lines.append(f"resynthesis distance (engine.dsp.synthesize of the targets vs the audio), mean over pieces: "
+                     f"spectral convergence {measured['resynthesis_convergence']:.3f}, "
+                     f"log-magnitude {measured['resynthesis_log_db']:.2f} dB")
+        lines.append(f"f0 vs the assumed pitch inside notes: median |cents| {measured['f0_median_abs_cents']:.1f}, "
+                     f"p95 {measured['f0_p95_abs_cents']:.1f}")
+    return "\n".join(lines)
+
+
+def summarize(infos: dict[str, dict]) -> dict:
+    values = list(infos.values())
+    if not values:
+        return {}
+    out = {
+        "resynthesis_convergence": round(float(np.mean([i["resynthesis_distance"]["convergence"] for i in values])), 4),
+        "resynthesis_log_db": round(float(np.mean([i["resynthesis_distance"]["log_db"] for i in values])), 3),
+        "f0_median_abs_cents": round(float(np.median([i["f0_vs_assumed_cents"]["median_abs"] for i in values])), 2),
+        "f0_p95_abs_cents": round(float(np.median([i["f0_vs_assumed_cents"]["p95_abs"] for i in values])), 2),
+    }
+    wobble = [i["soundfont_wobble_cents"] for i in values if "soundfont_wobble_cents" in i]
+    if wobble:
+        out["soundfont_wobble_rms_cents"] = round(float(np.mean(wobble)), 2)
+    return out
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="piece", desc=desc, disable=quiet, file=sys.stderr)
+
+
+def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, held_out: int = 6,
+                            sample_rate: int = 16000, soundfont: str | None = None, seed: int = 0,
+                            max_seconds: float = 20.0, flatten: bool = True, quiet: bool = False) -> dict:
+    """Render chorale voices for one GM instrument and analyse them into `out` (see the module docstring)."""
+    from .dsp import check_sample_rate
+
+    spec = get_instrument(instrument)
+    check_sample_rate(sample_rate)
+    if pieces < 1 or held_out < 0:
+        raise DatasetError("--pieces must be at least 1 and --held-out at least 0")
+    if max_seconds < 2.0:
+        raise DatasetError("--max-seconds must be at least 2")
+    font = find_soundfont(soundfont)
+    out = Path(out)
+    settings = {"format": FORMAT, "version": VERSION, "source": "soundfont", "instrument": spec.name,
+                "program": spec.program, "soundfont": str(font), "pieces": pieces, "held_out": held_out,
+                "sample_rate": sample_rate, "seed": seed, "max_seconds": max_seconds, "flatten_wobble": flatten}
+    builder = Builder(out, settings)
+    builder.start()
+    chorales = select_chorales(pieces, held_out, seed)
+    infos: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="ddsp-dataset-") as tmp:
+        workdir = Path(tmp)
+        gain = None
+        with _progress(len(chorales), f"dataset {spec.name}", quiet) as bar:
+            for chorale, split, voices in chorales:
+                rng = np.random.default_rng([seed, spec.program, zlib.crc32(chorale.encode())])
+                voice = str(rng.choice(sorted(voices)))
+                piece_id = f"{chorale}-{voice}"
+                info = builder.done(piece_id)
+                if info is None:
+                    if gain is None:
+                        gain = calibrate_gain(spec.program, spec.low, spec.high, font, workdir, sample_rate)
+                    performance = perform(voices[voice], spec, rng, max_seconds)
+                    arrays, info = render_piece(performance, spec.program, font, sample_rate, gain, workdir, flatten)
+                    info.update({"split": split, "chorale": chorale, "voice": voice,
+                                 "transpose": performance.transpose, "gain": gain})
+                    builder.write(piece_id, arrays, info)
+                infos[piece_id] = info
+                bar.update(1)
+    splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
+    gains = {i["gain"] for i in infos.values()}
+    meta = {"format": FORMAT, "version": VERSION, "instrument": spec.name, "program": spec.program,
+            "source": "soundfont", "soundfont": str(font), "sample_rate": sample_rate, "max_hz": sample_rate / 2,
+            "frame_rate": FRAME_RATE, "pitch_range": [spec.low, spec.high], "splits": splits, "seed": seed,
+            "render": {"engine": "fluidsynth", "rate": RENDER_RATE, "reverb": False, "chorus": False,
+                       "gain": sorted(gains)[0] if len(gains) == 1 else sorted(gains),
+                       "loud_amplitude_db": LOUD_DB, "flatten_wobble": flatten},
+            "max_seconds": max_seconds}
+    return builder.finish(meta, infos)
+
+
+def render_piece(performance: Performance, program: int, font: Path, sample_rate: int, gain: float,
+                 workdir: Path, flatten: bool) -> tuple[dict, dict]:
+    """Render (twice when flattening the soundfont's own wobble) and analyse one performance."""
+    audio = render_performance(performance, program, font, sample_rate, gain, workdir)
+    n_frames = analysis.n_frames_for(audio.shape[0], sample_rate)
+    prior = fit_frames(performance.f0, n_frames).astype(np.float64)
+    onsets = np.array([n.onset for n in performance.notes])
+    voiced = ~analysis.note_change_frames(onsets, n_frames)
+    wobble_rms = None
+    if flatten:
+        correction, wobble_rms = flatten_wobble(audio, performance, prior, sample_rate, voiced)
+        audio = render_performance(performance, program, font, sample_rate, gain, workdir, correction)
+    arrays, info = piece_targets(audio, prior, performance.notes, sample_rate, voiced)
+    if wobble_rms is not None:
+        info["soundfont_wobble_cents"] = round(wobble_rms, 2)
+    return arrays, info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The user's own recordings
+
+MIN_NOTE_FRAMES = 15  # 60 ms
+HARMONIC_SHARE = 0.6
+VOICED_BELOW_PEAK_DB = 45.0
+SPLIT_SEMITONES = 0.6  # a pitch excursion this far from the note for SPLIT_FRAMES starts a new note
+SPLIT_FRAMES = 10
+REARTICULATION_DB = 9.0  # a rise this large within 40 ms after a dip starts a new note on the same pitch
+
+
+def recording_files(folder: Path) -> list[Path]:
+    """The WAV/FLAC files of a folder (or the one file given), sorted; raises DatasetError if there are none."""
+    if folder.is_file():
+        files = [folder]
+    elif folder.is_dir():
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        others = sorted(p.name for p in folder.iterdir()
+                        if p.is_file() and p.suffix.lower() not in AUDIO_SUFFIXES + MIDI_SUFFIXES)
+        if others:
+            print(f"note: ignoring {len(others)} file(s) that are not .wav/.flac/.mid: {', '.join(others[:5])}",
+                  file=sys.stderr)
+    else:
+        raise DatasetError(f"no such folder: {folder}")
+    if not files:
+        raise DatasetError(f"no .wav or .flac recordings in {folder}")
+    bad = [p.name for p in files if p.suffix.lower() not in AUDIO_SUFFIXES]
+    if bad:
+        raise DatasetError(f"{bad[0]} is not a .wav or .flac file")
+    return files
+
+
+def read_recording(path: Path, sample_rate: int) -> np.ndarray:
+    """A recording as mono float64 at sample_rate; raises DatasetError if it is not readable audio or is silent."""
+    import soundfile as sf
+
+    try:
+        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError if hasattr(sf, "LibsndfileError") else RuntimeError) as error:
+        raise DatasetError(f"cannot read {path.name} as audio: {str(error).splitlines()[0]}") from None
+    audio = resample(audio.mean(axis=1), rate, sample_rate)
+    if audio.shape[0] < sample_rate // 4:
+        raise DatasetError(f"{path.name} is shorter than 0.25 s")
+    if not np.isfinite(audio).all() or np.abs(audio).max() < 1e-5:
+        raise DatasetError(f"{path.name} is silent (or holds NaN/inf samples)")
+    return audio
+
+
+def midi_notes(path: Path, n_seconds: float) -> list[Note]:
+    """Notes of a MIDI file (all pitched tracks together) as one monophonic line inside [0, n_seconds): an
+    overlapping note is cut at the next onset."""
+    from .notes import clips_from_midi
+
+    notes = sorted((n for clip in clips_from_midi(path) for n in clip.notes), key=lambda n: (n.onset, -n.pitch))
+    line: list[Note] = []
+    for note in notes:
+        if note.onset >= n_seconds - 0.01:
+            continue
+        if line and line[-1].offset > note.onset:
+            previous = line[-1]
+            if note.onset - previous.onset < 1.0 / FRAME_RATE:  # a chord: keep its top note
+                continue
+            line[-1] = Note(previous.pitch, previous.onset, note.onset, previous.velocity, previous.id)
+        line.append(Note(note.pitch, note.onset, min(note.offset, n_seconds), note.velocity, str(len(line))))
+    if not line:
+        raise DatasetError(f"{path.name} has no notes inside its recording")
+    return [Note(n.pitch, n.onset, n.offset, n.velocity, str(i)) for i, n in enumerate(line)]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def voiced_frames(audio: np.ndarray, harmonic_audio: np.ndarray, amplitude: np.ndarray,
+                  sample_rate: int) -> np.ndarray:
+    """(F,) bool: frames whose sound is mostly harmonic at the tracked f0 (harmonic part >= HARMONIC_SHARE of the
+    frame's energy) and within VOICED_BELOW_PEAK_DB of the loudest frame (and above -70 dB)."""
+    n_frames = amplitude.shape[0]
+    total = analysis._smooth_frames(_frame_energy(audio, sample_rate, n_frames), 5)
+    harmonic = analysis._smooth_frames(_frame_energy(harmonic_audio, sample_rate, n_frames), 5)
+    amp_db = 20 * np.log10(np.maximum(amplitude, 1e-5))
+    return (harmonic >= HARMONIC_SHARE * total) & (amp_db > max(amp_db.max() - VOICED_BELOW_PEAK_DB, -70.0))
+
+
+def _frame_energy(audio: np.ndarray, sample_rate: int, n_frames: int) -> np.ndarray:
+    hop = sample_rate / FRAME_RATE
+    width = int(round(4 * hop))
+    padded = np.pad(np.asarray(audio, dtype=np.float64), (width // 2, width))
+    starts = np.round(np.arange(n_frames) * hop).astype(np.int64)
+    return (padded[starts[:, None] + np.arange(width)] ** 2).mean(1)
+
+
+def segment_notes(f0: np.ndarray, voiced: np.ndarray, amplitude: np.ndarray) -> list[Note]:
+    """Notes from a pitch track: voiced runs, split where the pitch leaves the note by SPLIT_SEMITONES for
+    SPLIT_FRAMES frames, or at a dip followed by a sharp rise (a re-articulation). f0, voiced, amplitude: (F,)
+    -> notes (velocity from the note's peak level, by the soundfont law 40 log10(v / 127) dB re LOUD_DB)."""
+    from scipy.ndimage import median_filter
+
+    voiced = voiced.copy()
+    amp_db = 20 * np.log10(np.maximum(amplitude, 1e-5))
+    for start, stop in _runs(~voiced):  # close short gaps
+        if 0 < start and stop < voiced.shape[0] and stop - start <= 3:
+            voiced[start:stop] = True
+    semitones = median_filter(12 * np.log2(np.maximum(f0, 1.0) / 440.0) + 69, size=9, mode="nearest")
+    rise = np.full(amp_db.shape[0], -np.inf)
+    rise[:-10] = amp_db[10:] - amp_db[:-10]
+    local_min = amp_db <= median_filter(amp_db, size=21, mode="nearest")
+    segments = []
+    for start, stop in _runs(voiced):
+        if stop - start < MIN_NOTE_FRAMES:
+            continue
+        cuts = [start]
+        pitch = np.round(np.median(semitones[start:start + SPLIT_FRAMES]))
+        away = 0
+        for k in range(start, stop):
+            away = away + 1 if abs(semitones[k] - pitch) > SPLIT_SEMITONES else 0
+            if away >= SPLIT_FRAMES and k - SPLIT_FRAMES + 1 - cuts[-1] >= MIN_NOTE_FRAMES:
+                cuts.append(k - SPLIT_FRAMES + 1)
+                pitch = np.round(np.median(semitones[cuts[-1]:cuts[-1] + SPLIT_FRAMES]))
+                away = 0
+            elif (rise[k] > REARTICULATION_DB and local_min[k] and k - cuts[-1] >= MIN_NOTE_FRAMES
+                  and stop - k >= MIN_NOTE_FRAMES):
+                cuts.append(k)
+        cuts.append(stop)
+        segments += [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= MIN_NOTE_FRAMES // 2]
+    notes = []
+    for a, b in segments:
+        pitch = int(np.clip(np.round(np.median(semitones[a:b])), 0, 127))
+        velocity = int(np.clip(np.round(127 * 10 ** ((amp_db[a:b].max() - LOUD_DB) / 40)), 1, 127))
+        notes.append(Note(pitch, a / FRAME_RATE, b / FRAME_RATE, velocity, str(len(notes))))
+    return notes
+
+
+def recording_piece(audio: np.ndarray, sample_rate: int, midi: Path | None) -> tuple[dict, dict]:
+    """One recording -> (npz arrays, measurements): f0 by PESTO, refined by analysis; voicing from how much of
+    the sound is harmonic at that f0; notes from the MIDI file or segmented from the pitch track."""
+    from scipy.ndimage import median_filter
+
+    n = audio.shape[0]
+    n_frames = analysis.n_frames_for(n, sample_rate)
+    tracked, _ = analysis.track_pitch(audio, sample_rate)
+    tracked = 440.0 * 2.0 ** (median_filter(12 * np.log2(np.maximum(tracked, 20.0) / 440.0), size=5,
+                                            mode="nearest") / 12.0)
+    notes = midi_notes(midi, n / sample_rate) if midi is not None else None
+    prior = tracked.copy()
+    if notes is not None:  # the score's pitch where the tracker is an octave (or more than a semitone) away
+        for note in notes:
+            a, b = int(round(note.onset * FRAME_RATE)), min(int(round(note.offset * FRAME_RATE)), n_frames)
+            hz = 440.0 * 2.0 ** ((note.pitch - 69) / 12.0)
+            prior[a:b] = np.where(np.abs(12 * np.log2(tracked[a:b] / hz)) > 1.0, hz, tracked[a:b])
+    jumps = np.abs(np.diff(12 * np.log2(prior), prepend=np.log2(prior[0]) * 12)) > 0.5
+    steady = ~analysis.note_change_frames(np.flatnonzero(jumps) / FRAME_RATE, n_frames)
+    first = analysis.analyze(audio, prior, sample_rate, voiced=steady)
+    voiced = voiced_frames(audio, first["harmonic_audio"], first["amplitude"], sample_rate)
+    if notes is None:
+        if not voiced.any():
+            raise DatasetError("no pitched sound found (nothing is mostly harmonic at the tracked pitch)")
+        notes = segment_notes(first["f0"].astype(np.float64), voiced, first["amplitude"])
+        if not notes:
+            raise DatasetError("no notes found (too quiet, too short, or not monophonic pitched sound)")
+    outside = ~note_frames_mask(notes, n_frames)
+    held = analysis.hold_frames(first["f0"].astype(np.float64), outside)
+    arrays, info = piece_targets(audio, held, notes, sample_rate, refine=False)
+    info["f0_vs_assumed_cents"] = _cents_summary(held, tracked, notes, voiced)  # the tracker's f0 here
+    info["notes_from"] = "midi" if midi is not None else "segmentation"
+    return arrays, info
+
+
+def _cents_summary(f0: np.ndarray, reference: np.ndarray, notes: list[Note], valid: np.ndarray) -> dict:
+    inside = note_frames_mask(notes, f0.shape[0], 0.04, 0.02) & valid
+    cents = 1200 * np.log2(np.maximum(f0[inside], 1.0) / np.maximum(reference[inside], 1.0)) if inside.any() else np.zeros(1)
+    return {"median_abs": round(float(np.median(np.abs(cents))), 2),
+            "p95_abs": round(float(np.percentile(np.abs(cents), 95)), 2)}
+
+
+def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument_name: str,
+                             program: int | None = None, held_out: int | None = None, sample_rate: int = 16000,
+                             seed: int = 0, quiet: bool = False) -> dict:
+    """Analyse a folder of monophonic recordings (WAV/FLAC, optional same-named .mid) into a dataset at `out`.
+    Held-out pieces are whole recordings (about 15 %, at least one when there are two or more)."""
+    from .dsp import check_sample_rate
+
+    check_sample_rate(sample_rate)
+    if not instrument_name or not instrument_name.replace("_", "").replace("-", "").isalnum():
+        raise DatasetError(f"--instrument-name must be letters, digits, - or _, got {instrument_name!r}")
+    if program is not None and not 0 <= program <= 127:
+        raise DatasetError(f"--program must be a GM program 0..127, got {program}")
+    folder = Path(recordings)
+    files = recording_files(folder)
+    ids = _piece_ids(files)
+    n_test = held_out if held_out is not None else (max(1, round(0.15 * len(files))) if len(files) >= 2 else 0)
+    if not 0 <= n_test < len(files):
+        raise DatasetError(f"--held-out {n_test} leaves no recording to train on ({len(files)} found)")
+    if n_test == 0:
+        print("note: one recording: no held-out split (add recordings to evaluate on unseen audio)", file=sys.stderr)
+    order = np.random.default_rng(seed).permutation(len(files))
+    test = {ids[i] for i in order[:n_test]}
+    out = Path(out)
+    settings = {"format": FORMAT, "version": VERSION, "source": "recordings", "instrument": instrument_name,
+                "program": program, "recordings": str(folder.resolve()), "held_out": n_test,
+                "sample_rate": sample_rate, "seed": seed,
+                "files": {p.name: p.stat().st_size for p in files}}
+    builder = Builder(out, settings)
+    builder.start()
+    infos = {}
+    with _progress(len(files), f"dataset {instrument_name}", quiet) as bar:
+        for path, piece_id in zip(files, ids):
+            info = builder.done(piece_id)
+            if info is None:
+                midi = next((m for m in (path.with_suffix(s) for s in MIDI_SUFFIXES) if m.is_file()), None)
+                audio = read_recording(path, sample_rate)
+                try:
+                    arrays, info = recording_piece(audio, sample_rate, midi)
+                except (DatasetError, NoteError) as error:
+                    raise DatasetError(f"{path.name}: {error}") from None
+                info.update({"split": "test" if piece_id in test else "train", "file": path.name})
+                builder.write(piece_id, arrays, info)
+            infos[piece_id] = info
+            bar.update(1)
+    pitches = [int(p) for i in infos for p in np.load(out / "pieces" / f"{i}.npz")["notes"][:, 0]]
+    splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
+    meta = {"format": FORMAT, "version": VERSION, "instrument": instrument_name, "program": program,
+            "source": "recordings", "soundfont": None, "sample_rate": sample_rate, "max_hz": sample_rate / 2,
+            "frame_rate": FRAME_RATE, "pitch_range": [min(pitches), max(pitches)], "splits": splits, "seed": seed,
+            "recordings": str(folder.resolve()), "pitch_tracker": f"pesto-pitch {analysis.PESTO_MODEL}"}
+    return builder.finish(meta, infos)
+
+
+def _piece_ids(files: list[Path]) -> list[str]:
+    ids, seen = [], set()
+    for path in files:
+        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.stem) or "recording"
+        piece_id, k = base, 1
+        while piece_id in seen:
+            k += 1
+            piece_id = f"{base}-{k}"
+        seen.add(piece_id)
+        ids.append(piece_id)
+    return ids

@@ -1,0 +1,340 @@
+"""Real music performed with human-like expression, as MIDI for FluidSynth (the dataset builder's player).
+
+A piece is one voice of a Bach chorale from music21's bundled corpus, transposed into the instrument's range
+(`place_in_range`: whole octaves, a few semitones only if no octave fits), then performed (`perform`):
+- tempo 56-100 bpm per piece, +-8 % per phrase (phrases end at fermatas), fermatas held 1.3-2x, breaths after them;
+- articulation per phrase (legato / normal / detached), varied per note;
+- level: a dynamic per phrase (ppp..ff) with an arc over the phrase and accents, carried by velocity + CC7;
+- a CC11 envelope per note, piecewise linear in dB with its peak anywhere in the note (steady, swell, decay,
+  crescendo, or a dramatic swell from near silence);
+- pitch-bend vibrato per note (none on about a quarter of the notes, else 0.02-0.4 semitone extent at 4.5-7 Hz,
+  delayed and faded in) and a small per-note intonation offset.
+Everything is drawn from one numpy Generator, so a seed gives the same performance. `Performance.f0` is the pitch
+the MIDI asks for at 250 frames/s (note pitch + bend), held through rests.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .notes import Note, NoteError
+from .params import FRAME_RATE
+
+TICKS_PER_SECOND = 2000  # 1000 ticks per beat at 120 bpm: 0.5 ms resolution
+BEND_RANGE_SEMITONES = 2.0
+LEAD_IN_SECONDS = 0.25
+TAIL_SECONDS = 0.6
+MIN_NOTE_SECONDS = 0.06
+GEN_FILTER_FC, GEN_FILTER_Q = 8, 9  # SoundFont generator numbers
+DEFAULT_FILTER_FC_CENTS = 13500.0  # SoundFont default initialFilterFc (filter open)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str
+    program: int  # General MIDI program (0-based)
+    low: int  # lowest MIDI pitch played
+    high: int  # highest MIDI pitch played
+
+
+INSTRUMENTS = {i.name: i for i in [
+    Instrument("violin", 40, 55, 91),
+    Instrument("viola", 41, 48, 84),
+    Instrument("cello", 42, 36, 72),
+    Instrument("contrabass", 43, 28, 60),
+    Instrument("trumpet", 56, 54, 82),
+    Instrument("trombone", 57, 40, 72),
+    Instrument("tuba", 58, 29, 60),
+    Instrument("horn", 60, 41, 77),
+    Instrument("soprano_sax", 64, 56, 87),
+    Instrument("alto_sax", 65, 49, 80),
+    Instrument("oboe", 68, 58, 89),
+    Instrument("bassoon", 70, 34, 72),
+    Instrument("clarinet", 71, 50, 89),
+    Instrument("flute", 73, 60, 96),
+]}
+
+
+def get_instrument(name: str) -> Instrument:
+    try:
+        return INSTRUMENTS[name]
+    except KeyError:
+        raise NoteError(f"unknown instrument {name!r} (known: {', '.join(sorted(INSTRUMENTS))})") from None
+
+
+@dataclass(frozen=True)
+class MelodyNote:
+    pitch: int
+    start: float  # quarter notes from the start of the piece
+    length: float  # quarter notes
+    fermata: bool = False
+
+
+def chorale_voices(score) -> dict[str, list[MelodyNote]]:
+    """A music21 chorale score -> {"soprano"|"alto"|"tenor"|"bass": notes (ties merged, chords -> top note)}.
+    Parts with other names are ignored; raises NoteError unless all four voices are there."""
+    voices = {}
+    for part in score.parts:
+        name = (part.partName or "").strip().lower()
+        if name not in ("soprano", "alto", "tenor", "bass") or name in voices:
+            continue
+        notes = []
+        for element in part.stripTies().flatten().notes:
+            pitch = max(p.midi for p in element.pitches)
+            length = float(element.quarterLength)
+            if length <= 0:  # grace notes
+                continue
+            fermata = any(e.name == "fermata" for e in element.expressions)
+            notes.append(MelodyNote(pitch, float(element.offset), length, fermata))
+        if notes:
+            voices[name] = notes
+    if len(voices) != 4:
+        raise NoteError(f"not a four-voice chorale (voices found: {sorted(voices)})")
+    return voices
+
+
+def place_in_range(pitches: list[int], low: int, high: int, rng: np.random.Generator) -> int:
+    """Transposition (semitones) that puts every pitch in [low, high]: a random whole-octave shift among those that
+    fit, else the fitting shift nearest an octave (a few semitones off), else the octave shift that leaves the
+    fewest pitches outside (the caller folds those by octaves)."""
+    lo, hi = min(pitches), max(pitches)
+    octaves = [12 * k for k in range(-6, 7) if low <= lo + 12 * k and hi + 12 * k <= high]
+    if octaves:
+        return int(rng.choice(octaves))
+    for offset in (1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6):
+        fits = [12 * k + offset for k in range(-6, 7) if low <= lo + 12 * k + offset and hi + 12 * k + offset <= high]
+        if fits:
+            return int(rng.choice(fits))
+    return min((12 * k for k in range(-6, 7)), key=lambda s: sum(not low <= p + s <= high for p in pitches))
+
+
+def fold_into_range(pitch: int, low: int, high: int) -> int:
+    while pitch < low:
+        pitch += 12
+    while pitch > high:
+        pitch -= 12
+    return pitch
+
+
+@dataclass
+class Performance:
+    notes: list[Note]  # monophonic, non-overlapping, times in seconds
+    f0: np.ndarray  # (F,) Hz at FRAME_RATE, frame 0 at time 0: the MIDI pitch + bend, held through rests
+    bend: np.ndarray  # (F,) semitones of pitch bend asked for at each frame (held through rests)
+    duration: float  # seconds of audio to render (last offset + release tail)
+    events: list[tuple[int, int, list[int]]] = field(default_factory=list)  # (tick, order, raw MIDI bytes)
+    bend_spans: list[tuple[float, int, int]] = field(default_factory=list)  # per note: onset s, first frame, frames
+    transpose: int = 0
+
+    def write_midi(self, path: str | Path, program: int, bend_correction: np.ndarray | None = None) -> None:
+        """A type-0 MIDI file at 120 bpm, 1000 ticks per beat (0.5 ms a tick), the performance on channel 0.
+
+        bend_correction: (F,) semitones added to the bend while each note sounds (to cancel a soundfont's own
+        pitch wobble); the notes and `f0` stay what the performance asks for."""
+        import mido
+
+        bend = self.bend if bend_correction is None else self.bend + bend_correction
+        events = list(self.events)
+        for onset, first, n in self.bend_spans:
+            values = _bend_values(bend[first:first + n])
+            events += _curve_events(onset, n, values, lambda v: [0xE0, int(v) & 0x7F, int(v) >> 7], 2)
+        midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_SECOND // 2)
+        track = mido.MidiTrack()
+        midi.tracks.append(track)
+        track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
+        setup = [[0xC0, program], [0xB0, 101, 0], [0xB0, 100, 0], [0xB0, 6, int(BEND_RANGE_SEMITONES)],
+                 [0xB0, 38, 0], [0xB0, 101, 127], [0xB0, 100, 127], [0xB0, 7, 127], [0xB0, 11, 127],
+                 [0xE0, 0, 64]]
+        for raw in setup:
+            track.append(mido.Message.from_bytes(raw, time=0))
+        last = 0
+        for tick, _, raw in sorted(events, key=lambda e: (e[0], e[1])):
+            track.append(mido.Message.from_bytes(raw, time=tick - last))
+            last = tick
+        end = int(round(self.duration * TICKS_PER_SECOND))
+        track.append(mido.MetaMessage("end_of_track", time=max(0, end - last)))
+        midi.save(str(path))
+
+
+def _ticks(seconds: float) -> int:
+    return int(round(seconds * TICKS_PER_SECOND))
+
+
+def _timeline(melody: list[MelodyNote], rng: np.random.Generator, max_seconds: float) -> list[dict]:
+    """Onset/offset in seconds for each note: tempo, phrase rubato, fermatas, breaths, articulation; cut at a
+    phrase end (or a note end) before max_seconds."""
+    seconds_per_quarter = 60.0 / rng.uniform(56.0, 100.0)
+    time = LEAD_IN_SECONDS
+    phrase_rate = seconds_per_quarter * rng.uniform(0.92, 1.08)
+    style = rng.choice(["legato", "normal", "detached"], p=[0.4, 0.4, 0.2])
+    phrase = 0
+    timed = []
+    for index, note in enumerate(melody):
+        gap_ql = note.start - (melody[index - 1].start + melody[index - 1].length) if index else 0.0
+        time += max(0.0, gap_ql) * phrase_rate
+        ioi = note.length * phrase_rate * (rng.uniform(1.3, 2.0) if note.fermata else 1.0)
+        breath = rng.uniform(0.1, 0.6) if note.fermata and rng.random() < 0.7 else 0.0
+        if style == "legato":
+            ratio = 1.0 if rng.random() < 0.85 else rng.uniform(0.85, 0.95)
+        elif style == "normal":
+            ratio = rng.uniform(0.8, 0.95)
+        else:
+            ratio = rng.uniform(0.35, 0.65)
+        length = max(MIN_NOTE_SECONDS, ioi * ratio)
+        timed.append({"pitch": note.pitch, "onset": time, "offset": time + length, "fermata": note.fermata,
+                      "phrase": phrase})
+        time += ioi + breath
+        if note.fermata:
+            phrase += 1
+            phrase_rate = seconds_per_quarter * rng.uniform(0.92, 1.08)
+            style = rng.choice(["legato", "normal", "detached"], p=[0.4, 0.4, 0.2])
+    fitting = [i for i, n in enumerate(timed) if n["offset"] <= max_seconds]
+    if not fitting:
+        return timed[:1]
+    phrase_ends = [i for i in fitting if timed[i]["fermata"] and timed[i]["offset"] >= 0.6 * max_seconds]
+    return timed[:(phrase_ends[-1] if phrase_ends else fitting[-1]) + 1]
+
+
+def _envelope_db(n_frames: int, duration: float, rng: np.random.Generator) -> np.ndarray:
+    """CC11 shape of one note in dB (0 at its peak): steady; shaped (piecewise linear: start -D1 -> peak 0 at a
+    random position -> end -D2, D up to 30 dB); dramatic (the same from and to near silence, D 30-80 dB); or
+    sforzando-piano (peak at the onset, a drop of 15-50 dB within the note, then flat)."""
+    kind = rng.choice(["steady", "shaped", "dramatic", "sfp"], p=[0.25, 0.45, 0.15, 0.15])
+    if kind in ("dramatic", "sfp") and duration < 0.3:
+        kind = "shaped"
+    position = np.arange(n_frames) / max(n_frames - 1, 1)
+    if kind == "sfp":
+        drop_at, drop_len, depth = rng.uniform(0.05, 0.45), rng.uniform(0.03, 0.15), rng.uniform(15, 50)
+        return -depth * np.clip((position - drop_at) / drop_len, 0.0, 1.0)
+    if kind == "steady":
+        d1, d2 = rng.uniform(0, 3, 2)
+    elif kind == "shaped":
+        d1, d2 = rng.uniform(0, 30, 2)
+    else:
+        d1, d2 = rng.uniform(30, 80, 2)
+    peak = rng.uniform(0.2, 0.8) if kind == "dramatic" else rng.uniform(0.0, 1.0)
+    rise = -d1 * (1 - position / peak) if peak > 0 else np.zeros(n_frames)
+    fall = -d2 * (position - peak) / (1 - peak) if peak < 1 else np.zeros(n_frames)
+    return np.where(position <= peak, rise, fall)
+
+
+def _vibrato_semitones(n_frames: int, duration: float, rng: np.random.Generator) -> np.ndarray:
+    """Pitch-bend vibrato of one note in semitones: none on ~25 % of notes, else a sine of extent 0.02-0.4
+    semitone at 4.5-7 Hz starting after a delay, faded in."""
+    if rng.random() < 0.25:
+        return np.zeros(n_frames)
+    extent = rng.uniform(0.02, 0.4)
+    rate = rng.uniform(4.5, 7.0)
+    delay = rng.uniform(0.0, 0.3) * duration
+    fade = rng.uniform(0.05, 0.3)
+    t = np.arange(n_frames) / FRAME_RATE
+    gain = np.clip((t - delay) / fade, 0.0, 1.0)
+    return extent * gain * np.sin(2 * np.pi * rate * (t - delay) + rng.uniform(-0.3, 0.3))
+
+
+def _db_to_midi(db) -> np.ndarray:
+    """FluidSynth's CC7/CC11/velocity attenuation is 40 log10(value / 127) dB."""
+    return np.clip(np.round(127.0 * 10.0 ** (np.asarray(db) / 40.0)), 0, 127).astype(int)
+
+
+def _timbre(rng: np.random.Generator) -> tuple[float | None, float]:
+    """A phrase's tone colour as a FluidSynth filter: (cutoff in harmonics of the note or None for the
+    soundfont's own, resonance in cB). dark 40 %: low-pass at 1.5-10 harmonics; natural 35 %; bright 25 %:
+    resonant low-pass at 8-20 harmonics, 8-20 dB."""
+    kind = rng.choice(["dark", "natural", "bright"], p=[0.4, 0.35, 0.25])
+    if kind == "dark":
+        return float(np.exp(rng.uniform(np.log(1.5), np.log(10.0)))), 0.0
+    if kind == "bright":
+        return float(np.exp(rng.uniform(np.log(8.0), np.log(20.0)))), float(rng.uniform(80.0, 200.0))
+    return None, 0.0
+
+
+def _nrpn(generator: int, value: float) -> list[list[int]]:
+    """SoundFont 2.01 NRPN (MSB 120): add `value` (generator units / NRPN scale) to a generator."""
+    data = int(np.clip(8192 + round(value), 0, 16383))
+    return [[0xB0, 99, 120], [0xB0, 98, generator], [0xB0, 6, data >> 7], [0xB0, 38, data & 0x7F]]
+
+
+def _filter_messages(pitch: float, harmonics: float | None, resonance_cb: float) -> list[list[int]]:
+    """NRPN messages setting the filter cutoff to `harmonics` x the note's fundamental (none: no offset) and the
+    resonance. FluidSynth scales initialFilterFc NRPN data by 2 cents, initialFilterQ by 1 cB."""
+    offset_cents = 0.0
+    if harmonics is not None:
+        cutoff_hz = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0) * harmonics
+        offset_cents = min(0.0, 1200.0 * math.log2(cutoff_hz / 8.176) - DEFAULT_FILTER_FC_CENTS)
+    return _nrpn(GEN_FILTER_FC, offset_cents / 2.0) + _nrpn(GEN_FILTER_Q, resonance_cb)
+
+
+def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Generator,
+            max_seconds: float = 20.0, transpose: int | None = None) -> Performance:
+    """One voice -> an expressive monophonic performance (notes, MIDI events, the f0 the MIDI asks for)."""
+    if transpose is None:
+        transpose = place_in_range([n.pitch for n in melody], instrument.low, instrument.high, rng)
+    timed = _timeline(melody, rng, max_seconds)
+    duration = timed[-1]["offset"] + TAIL_SECONDS
+    n_frames = int(math.ceil(duration * FRAME_RATE)) + 1
+    pitch_frames = np.zeros(n_frames)
+    bend_frames = np.zeros(n_frames)
+    events: list[tuple[int, int, list[int]]] = []
+    spans = []
+    notes = []
+    phrases = sorted({n["phrase"] for n in timed})
+    phrase_db = {p: rng.uniform(-42.0, 8.0) for p in phrases}  # mean level of a note, dB re full level
+    phrase_arc = {p: rng.uniform(-6.0, 10.0) for p in phrases}
+    phrase_timbre = {p: _timbre(rng) for p in phrases}
+    phrase_len = {p: sum(1 for n in timed if n["phrase"] == p) for p in phrases}
+    phrase_pos = 0
+    for index, item in enumerate(timed):
+        pitch = fold_into_range(item["pitch"] + transpose, instrument.low, instrument.high)
+        phrase = item["phrase"]
+        phrase_pos = phrase_pos + 1 if index and timed[index - 1]["phrase"] == phrase else 0
+        arc = math.sin(math.pi * (phrase_pos + 0.5) / phrase_len[phrase])
+        onset_tick, offset_tick = _ticks(item["onset"]), _ticks(item["offset"])
+        onset, offset = onset_tick / TICKS_PER_SECOND, offset_tick / TICKS_PER_SECOND
+        first = int(math.ceil(onset * FRAME_RATE))
+        last = min(int(math.ceil(offset * FRAME_RATE)), n_frames)  # frames inside [onset, offset)
+        frames = max(last - first, 1)
+        envelope = _envelope_db(frames, offset - onset, rng)
+        # The note's mean level is the phrase's (with its arc and a little jitter): the peak sits above it.
+        mean_db = phrase_db[phrase] + phrase_arc[phrase] * arc + rng.normal(0.0, 2.5)
+        level_db = min(0.0, mean_db - float(envelope.mean()))
+        velocity_db = float(np.clip(level_db / 2 + rng.normal(0.0, 2.0), -24.0, 0.0))
+        velocity = int(max(1, _db_to_midi(velocity_db)))
+        volume = int(max(1, _db_to_midi(level_db - velocity_db)))
+        bend = _vibrato_semitones(frames, offset - onset, rng) + rng.normal(0.0, 0.04)
+        start = 0 if index == 0 else first
+        pitch_frames[start:] = pitch
+        bend_frames[start:first] = bend[0]
+        bend_frames[first:first + frames] = bend
+        bend_frames[first + frames:] = bend[-1]
+        harmonics, resonance = phrase_timbre[phrase]
+        if harmonics is not None:
+            harmonics *= 2.0 ** rng.normal(0.0, 0.3)
+        # Controls at the onset tick, before the note-on; then per frame while the note sounds.
+        for raw in _filter_messages(pitch, harmonics, resonance) + [[0xB0, 7, volume]]:
+            events.append((onset_tick, 1, raw))
+        events += _curve_events(onset, frames, _db_to_midi(envelope), lambda v: [0xB0, 11, int(v)], 2)
+        spans.append((onset, first, frames))
+        events.append((onset_tick, 3, [0x90, pitch, velocity]))
+        events.append((offset_tick, 0, [0x80, pitch, 0]))
+        notes.append(Note(pitch=pitch, onset=onset, offset=offset, velocity=velocity, id=str(index)))
+    f0 = 440.0 * 2.0 ** ((pitch_frames + bend_frames - 69.0) / 12.0)
+    return Performance(notes, f0.astype(np.float32), bend_frames, duration, events, spans, transpose)
+
+
+def _bend_values(semitones: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(8192 + semitones / BEND_RANGE_SEMITONES * 8192), 0, 16383).astype(int)
+
+
+def _curve_events(onset: float, n_frames: int, values: np.ndarray, message, order: int) -> list:
+    """One event at the onset, then one per frame where the value changes (frame k at onset + k / FRAME_RATE)."""
+    events, previous = [], None
+    for k, value in enumerate(values):
+        if value != previous:
+            tick = _ticks(onset) if k == 0 else _ticks(math.ceil(onset * FRAME_RATE + k) / FRAME_RATE)
+            events.append((tick, order, message(value)))
+            previous = value
+    return events
