@@ -1,0 +1,20 @@
+# DDSP - Render selected MIDI items (REAPER ReaScript, Python): render the selected MIDI items with the DDSP engine; the audio lands on '<track> (render)' and the expression on six lanes.
+# Installed by `python -m daw_bridge install reaper`; see docs/reaper.md.
+import os
+import sys
+
+from reaper_python import *
+
+
+def _ddsp_folder():
+    # REAPER does not set __file__ for ReaScripts: the installer puts the scripts in <resource path>/Scripts/ddsp
+    here = globals().get("__file__")
+    return os.path.dirname(os.path.abspath(here)) if here else os.path.join(RPR_GetResourcePath(), "Scripts", "ddsp")
+
+
+if _ddsp_folder() not in sys.path:
+    sys.path.insert(0, _ddsp_folder())
+
+import ddsp_reaper  # noqa: E402
+
+ddsp_reaper.render_selected(globals())

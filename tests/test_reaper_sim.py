@@ -1,0 +1,170 @@
+"""The REAPER host simulator and the scripts' use of REAPER's API, without an engine: every RPR_ call in the
+scripts against the official signature list, the simulator's Python conventions, the installer."""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from reaper_sim import BUILTINS, SIGNATURES, ReaperSim, SimError
+
+from daw_bridge import protocol as p
+from daw_bridge.install import InstallError, install_reaper_files
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted((ROOT / "daw_bridge" / "reaper").glob("*.py"))
+
+
+def rpr_calls(path: Path):
+    """(name, number of positional arguments or None for *args, line) of every RPR_* call in a file."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else None
+            if name is None and isinstance(node.func, ast.Subscript) and isinstance(node.func.slice, ast.Constant):
+                name = node.func.slice.value  # context["RPR_defer"](...)
+            if isinstance(name, str) and name.startswith("RPR_"):
+                starred = any(isinstance(a, ast.Starred) for a in node.args) or node.keywords
+                calls.append((name, None if starred else len(node.args), node.lineno))
+    return calls
+
+
+def test_scripts_are_the_expected_files():
+    names = {path.name for path in SCRIPTS}
+    assert "ddsp_reaper.py" in names
+    assert {n for n in names if n.startswith("DDSP - ")} == {
+        "DDSP - Render selected MIDI items.py", "DDSP - Regenerate expression of selected MIDI items.py",
+        "DDSP - Follow edits (toggle).py", "DDSP - Choose preset for selected tracks.py"}
+
+
+def test_every_rpr_call_matches_the_official_signature():
+    """Each RPR_ function the scripts call exists in reaper_plugin_functions.h (v7.78) and is called with exactly
+    its parameter count; the simulator provides each with the same count."""
+    sim = ReaperSim("/nonexistent", "/nonexistent")
+    seen = set()
+    for path in SCRIPTS:
+        for name, n_args, line in rpr_calls(path):
+            api = name[4:]
+            where = f"{path.name}:{line}"
+            if api in BUILTINS:
+                assert n_args == BUILTINS[api], where
+                continue
+            assert api in SIGNATURES, f"{where}: {name} is not a REAPER API function"
+            assert n_args == len(SIGNATURES[api].params), \
+                f"{where}: {name} called with {n_args} arguments, REAPER's takes {len(SIGNATURES[api].params)}"
+            assert hasattr(sim.module, name), f"{where}: the simulator lacks {name}"
+            seen.add(api)
+    assert len(seen) > 40  # the parse found the calls
+
+
+def test_signature_list_parses_known_entries():
+    note = SIGNATURES["MIDI_GetNote"]
+    assert note.returns == "bool" and len(note.params) == 9
+    assert [note.params[i][1] for i in note.outs] == ["selectedOut", "mutedOut", "startppqposOut", "endppqposOut",
+                                                      "chanOut", "pitchOut", "velOut"]
+    assert SIGNATURES["InsertEnvelopePoint"].outs == (6,)  # bool* noSortInOptional
+    assert SIGNATURES["TrackFX_AddByName"].outs == ()
+    assert SIGNATURES["GetSetMediaItemInfo_String"].outs == (2,)
+    assert len(SIGNATURES) > 800
+
+
+@pytest.fixture
+def sim(tmp_path):
+    install_reaper_files(tmp_path / "reaper", None)
+    return ReaperSim(tmp_path / "reaper", tmp_path / "project", sample_rate=16000)
+
+
+def test_python_conventions(sim):
+    api = sim.module
+    track = sim.add_track("Lead")
+    item = sim.add_midi_item(track, 0, 4, [(0, 1, 60, 100), (1, 2, 62, 90)])
+    take = api.RPR_GetActiveTake(api.RPR_GetTrackMediaItem(api.RPR_GetTrack(0, 0), 0))
+    assert take == item.take.ptr and take.startswith("(MediaItem_Take*)0x")
+    # out-parameters: (retval, every parameter with the outs filled)
+    assert api.RPR_MIDI_GetNote(take, 1, 0, 0, 0.0, 0.0, 0, 0, 0) == (1, take, 1, 0, 0, 960.0, 1920.0, 0, 62, 90)
+    assert api.RPR_MIDI_CountEvts(take, 0, 0, 0) == (2, take, 2, 0, 0)
+    assert api.RPR_GetProjectPath("", 512) == (str(sim.project.path), 512)  # void: the parameters only
+    assert api.RPR_GetSetMediaTrackInfo_String(track.ptr, "P_NAME", "", False) == (1, track.ptr, "P_NAME", "Lead", 0)
+    assert api.RPR_GetProjExtState(0, "x", "y", "", 10) == (0, 0, "x", "y", "", 10)
+    # NULL and stale pointers
+    assert api.RPR_GetTrack(0, 5) == "(MediaTrack*)0x0000000000000000"
+    assert api.RPR_CountTrackMediaItems(item.ptr) == 0  # wrong type: passed on as NULL
+    assert api.RPR_TakeIsMIDI(take) == 1 and isinstance(api.RPR_TakeIsMIDI(take), int)
+    # ctypes argument checks
+    with pytest.raises(SimError):
+        api.RPR_GetTrack(0, 1.0)
+    with pytest.raises(TypeError):
+        api.RPR_GetTrack(0)
+
+
+def test_tempo_map_and_ppq_conversion(sim):
+    api = sim.module
+    track = sim.add_track("T")
+    item = sim.add_midi_item(track, 4, 4, [(0, 0.5, 60, 100), (3, 3.5, 60, 100)])
+    take = item.take.ptr
+    assert api.RPR_GetMediaItemInfo_Value(item.ptr, "D_POSITION") == 2.0
+    assert api.RPR_MIDI_GetProjTimeFromPPQPos(take, 3 * 960) == pytest.approx(3.5)
+    sim.set_tempo([(0, 120), (2, 60), (5, 120)])  # items keep their quarter-note place (timebase beats)
+    assert api.RPR_GetMediaItemInfo_Value(item.ptr, "D_POSITION") == pytest.approx(3.0)
+    assert api.RPR_GetMediaItemInfo_Value(item.ptr, "D_LENGTH") == pytest.approx(2.5)
+    assert api.RPR_MIDI_GetProjTimeFromPPQPos(take, 960) == pytest.approx(4.0)
+    assert api.RPR_MIDI_GetProjTimeFromPPQPos(take, 3.5 * 960) == pytest.approx(5.25)
+
+
+def test_envelopes_square_points_and_evaluate(sim):
+    api = sim.module
+    track = sim.add_track("T")
+    fx = api.RPR_TrackFX_AddByName(track.ptr, "JS:ddsp/ddsp_expression.jsfx", False, -1)
+    assert fx == 0 and api.RPR_TrackFX_GetNumParams(track.ptr, 0) == 8
+    names = [api.RPR_TrackFX_GetParamName(track.ptr, 0, i, "", 64)[4] for i in range(6)]
+    assert names == list(p.CONTROL_NAMES)  # parsed from the shipped JSFX
+    assert api.RPR_TrackFX_GetFXName(track.ptr, 0, "", 256)[3].lower().startswith("js: ddsp expression")
+    env = api.RPR_GetFXEnvelope(track.ptr, 0, 4, True)
+    assert api.RPR_Envelope_Evaluate(env, 1.0, 16000, 1, 0.0, 0.0, 0.0, 0.0)[5] == 0.5  # no points: the slider
+    for t, v in ((2.0, 0.8), (1.0, 0.2)):
+        assert api.RPR_InsertEnvelopePoint(env, t, v, 1, 0.0, False, True) == (1, env, t, v, 1, 0.0, False, 1)
+    api.RPR_Envelope_SortPoints(env)
+    values = [api.RPR_Envelope_Evaluate(env, t, 16000, 1, 0.0, 0.0, 0.0, 0.0)[5] for t in (0.5, 1.0, 1.9, 2.0, 9)]
+    assert values == [0.2, 0.2, 0.2, 0.8, 0.8]
+    assert api.RPR_TrackFX_AddByName(track.ptr, "JS:ddsp/missing.jsfx", False, -1) == -1
+
+
+def test_installer_layout_and_config(tmp_path):
+    resource = tmp_path / "REAPER"
+    scripts, jsfx, config = install_reaper_files(resource, "/venv/bin/python", port=9999)
+    assert sorted(x.name for x in scripts.iterdir()) == sorted(
+        [s.name for s in SCRIPTS] + ["daw_bridge", "ddsp_config.json", "__init__.py"])
+    assert sorted(x.name for x in (scripts / "daw_bridge").iterdir()) == ["__init__.py", "osc.py", "protocol.py"]
+    assert jsfx.read_text() == (ROOT / "daw_bridge" / "reaper" / "ddsp_expression.jsfx").read_text()
+    stored = json.loads((scripts / "ddsp_config.json").read_text())
+    assert stored["port"] == 9999 and stored["engine_command"][:3] == ["/venv/bin/python", "-m", "engine"]
+    stored["debounce"] = 2.0  # a producer's own setting survives a re-install
+    (scripts / "ddsp_config.json").write_text(json.dumps(stored))
+    install_reaper_files(resource, None)
+    stored = json.loads((scripts / "ddsp_config.json").read_text())
+    assert stored["debounce"] == 2.0 and stored["engine_command"] is None and stored["port"] == 9718
+    with pytest.raises(InstallError):
+        install_reaper_files(resource, None, port=0)
+
+
+def test_install_command_prints_the_manual_steps(tmp_path, capsys):
+    from daw_bridge.cli import main
+
+    assert main(["install", "reaper", "--resource-path", str(tmp_path / "R"), "--no-engine-command"]) == 0
+    out = capsys.readouterr().out
+    assert "Enable Python for use with ReaScript" in out and "Load ReaScript" in out
+    assert (tmp_path / "R" / "Scripts" / "ddsp" / "DDSP - Render selected MIDI items.py").is_file()
+    (tmp_path / "file").write_text("x")
+    assert main(["install", "reaper", "--resource-path", str(tmp_path / "file")]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_action_without_selection_says_so(sim, tmp_path):
+    scripts = Path(sim.resource_path) / "Scripts" / "ddsp"
+    sim.add_track("T")
+    sim.run_script(scripts / "DDSP - Render selected MIDI items.py")
+    sim.run_until(timeout=5)
+    assert "select one or more MIDI items first" in sim.console_text()
+    sim.run_script(scripts / "DDSP - Choose preset for selected tracks.py")
+    sim.run_until(timeout=5)
+    assert "select the MIDI track(s)" in sim.console_text()
+    assert not sim.errors and sim.running() == 0
