@@ -17,7 +17,7 @@ from typing import Callable
 
 from . import protocol as p
 from .client import EngineClient, EngineError
-from .midifile import MidiError, read_notes
+from .midifile import MidiError, read_tracks
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {}
 
@@ -43,15 +43,16 @@ def engine_arguments(parser: argparse.ArgumentParser) -> None:
 def send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="MIDI file")
     parser.add_argument("--preset", default="parametric", help="preset name (default parametric)")
-    parser.add_argument("--track", type=int, help="only this MIDI track (index); default: every pitched track")
-    parser.add_argument("--clip-id", help="stable id of the clip (default: the file name); a re-send of the same "
-                                          "clip id with changed controls re-renders incrementally")
+    parser.add_argument("--track", type=int, help="only this MIDI track (index); default: every pitched track, "
+                                                  "each rendered as its own clip")
+    parser.add_argument("--clip-id", help="stable id of the clip (default: the file name; tracks add #t<index>); "
+                                          "a re-send with changed controls re-renders incrementally")
     parser.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
     parser.add_argument("--length", type=float, default=0.0, help="file length in seconds (default: notes + tail)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--controls-in", metavar="FILE.json", help="per-note controls to use ({id: {name: value}} "
                                                                    "as written by --controls)")
-    parser.add_argument("-o", "--output", help="copy the rendered file here (.wav)")
+    parser.add_argument("-o", "--output", help="write the audio here (.wav; several tracks are mixed)")
     parser.add_argument("--controls", metavar="FILE.json", help="write the per-note controls used here")
     parser.add_argument("--retries", type=int, default=2, help="re-send after a lost/restarted engine (default 2)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
@@ -62,15 +63,20 @@ def send_arguments(parser: argparse.ArgumentParser) -> None:
 @command("send", "render a MIDI file through a running engine", send_arguments)
 def cmd_send(args: argparse.Namespace) -> None:
     try:
-        notes = read_notes(args.input, args.track)
+        tracks = read_tracks(args.input)
     except MidiError as error:
         raise CliError(str(error)) from None
+    if args.track is not None:
+        tracks = [(index, notes) for index, notes in tracks if index == args.track]
+        if not tracks:
+            raise CliError(f"{args.input} has no pitched notes in track {args.track}")
     if args.controls_in:
         given = _read_json(args.controls_in)
-        for note in notes:
-            if note["id"] in given:
-                note["controls"] = given[note["id"]]
-    clip_id = args.clip_id or Path(args.input).name
+        for _, notes in tracks:
+            for note in notes:
+                if note["id"] in given:
+                    note["controls"] = given[note["id"]]
+    base_id = args.clip_id or Path(args.input).name
     show = not args.quiet and not args.json
 
     def progress(fraction: float, state: str) -> None:
@@ -80,27 +86,33 @@ def cmd_send(args: argparse.Namespace) -> None:
     def on_retry(error: EngineError) -> None:
         print(f"\nwarning: {error}; sending again", file=sys.stderr)
 
+    results = []
     with EngineClient(args.host, args.port, "daw_bridge send") as engine:
-        result = engine.render(clip_id, args.preset, notes, args.sample_rate, args.length, args.seed,
-                               progress=progress, timeout=args.timeout, retries=args.retries, on_retry=on_retry)
-    if show:
-        print(file=sys.stderr)
-    for warning in result.warnings:
-        print(f"note: {warning}", file=sys.stderr)
-    path = result.path
+        for index, notes in tracks:
+            clip_id = base_id if len(tracks) == 1 else f"{base_id}#t{index}"
+            result = engine.render(clip_id, args.preset, notes, args.sample_rate, args.length, args.seed,
+                                   progress=progress, timeout=args.timeout, retries=args.retries, on_retry=on_retry)
+            results.append((index, result))
+            if show:
+                print(f"\rtrack {index}: {result.path}: {result.duration:.2f} s, {result.mode} render of "
+                      f"{len(result.rerendered)}/{len(result.controls)} notes in {result.render_seconds:.2f} s",
+                      file=sys.stderr)
+    for _, result in results:
+        for warning in result.warnings:
+            print(f"note: {warning}", file=sys.stderr)
+    path = results[0][1].path
     if args.output:
-        path = str(_copy_atomic(result.path, args.output))
+        path = str(_write_output([r.path for _, r in results], args.output))
+    controls = {i: dict(zip(p.CONTROL_NAMES, c)) for _, r in results for i, c in r.controls.items()}
     if args.controls:
-        _write_json_atomic(args.controls, {i: dict(zip(p.CONTROL_NAMES, c)) for i, c in result.controls.items()})
+        _write_json_atomic(args.controls, controls)
     if args.json:
-        print(json.dumps({"path": path, "engine_path": result.path, "duration": result.duration,
-                          "warnings": result.warnings,
-                          "sample_rate": result.sample_rate, "mode": result.mode,
-                          "render_seconds": result.render_seconds, "rerendered": result.rerendered,
-                          "controls": {i: dict(zip(p.CONTROL_NAMES, c)) for i, c in result.controls.items()}}))
+        print(json.dumps({"path": path, "controls": controls, "tracks": [
+            {"track": index, "path": r.path, "duration": r.duration, "sample_rate": r.sample_rate, "mode": r.mode,
+             "render_seconds": r.render_seconds, "rerendered": r.rerendered, "warnings": r.warnings}
+            for index, r in results]}))
     else:
-        print(f"{path}: {result.duration:.2f} s at {result.sample_rate} Hz, {result.mode} render of "
-              f"{len(result.rerendered)}/{len(result.controls)} notes in {result.render_seconds:.2f} s")
+        print(path)
 
 
 @command("ping", "check that an engine answers", engine_arguments)
@@ -124,6 +136,7 @@ def cmd_presets(args: argparse.Namespace) -> None:
 from . import install  # noqa: E402  (each DAW registers its installer there)
 
 command("install", "install a DAW's script into the DAW (ableton, ...)", install.add_arguments)(install.run)
+from . import ardour_helper  # noqa: E402,F401  (registers ardour-render, the Ardour scripts' helper)
 
 def _read_json(path: str) -> dict:
     try:
@@ -135,13 +148,24 @@ def _read_json(path: str) -> dict:
     return data
 
 
-def _copy_atomic(source: str, target: str) -> Path:
+def _write_output(sources: list[str], target: str) -> Path:
+    """One render: copy it to `target`; several: their sum, padded to the longest (float WAV). Atomic."""
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.stem}.", suffix=".part", dir=target_path.parent)
     os.close(fd)
     try:
-        shutil.copyfile(source, tmp)
+        if len(sources) == 1:
+            shutil.copyfile(sources[0], tmp)
+        else:
+            import numpy as np
+            import soundfile as sf
+
+            parts = [sf.read(source, dtype="float32") for source in sources]
+            mix = np.zeros(max(len(audio) for audio, _ in parts), dtype=np.float32)
+            for audio, _ in parts:
+                mix[:len(audio)] += audio
+            sf.write(tmp, mix, parts[0][1], subtype="FLOAT", format="WAV")
         os.replace(tmp, target_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

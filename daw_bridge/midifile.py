@@ -12,9 +12,10 @@ class MidiError(ValueError):
     pass
 
 
-def read_notes(path: str | Path, track: int | None = None) -> list[dict]:
-    """Pitched notes of every track (or only track index `track`) as {id, pitch, onset, offset, velocity}, ids
-    "t<track>n<index>", sorted by onset. Channel 10 (drums) is skipped; an unfinished note ends at the file's end."""
+def read_tracks(path: str | Path) -> list[tuple[int, list[dict]]]:
+    """(track index, notes) for every track with pitched notes; notes are {id, pitch, onset, offset, velocity} with
+    ids "t<track>n<index>", sorted by onset. Channel 10 (drums) is skipped; an unfinished note ends at its track's
+    last event."""
     import mido
 
     try:
@@ -26,10 +27,8 @@ def read_notes(path: str | Path, track: int | None = None) -> list[dict]:
     if midi.type == 2:
         raise MidiError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     seconds = _tick_clock(midi)
-    notes = []
+    tracks = []
     for index, events in enumerate(midi.tracks):
-        if track is not None and index != track:
-            continue
         tick, sounding, found = 0, defaultdict(deque), []
         for message in events:
             tick += message.time
@@ -43,13 +42,14 @@ def read_notes(path: str | Path, track: int | None = None) -> list[dict]:
                 found.append((start, tick, message.note, velocity))
         found += [(start, tick, key[1], velocity) for key, queue in sounding.items() for start, velocity in queue]
         found.sort(key=lambda n: (n[0], n[2]))
-        for i, (start, stop, pitch, velocity) in enumerate(found):
-            if stop > start:
-                notes.append({"id": f"t{index}n{i}", "pitch": pitch, "onset": round(seconds(start), 9),
-                              "offset": round(seconds(stop), 9), "velocity": velocity})
-    if not notes:
-        raise MidiError(f"{path} has no pitched notes" + (f" in track {track}" if track is not None else ""))
-    return sorted(notes, key=lambda n: (n["onset"], n["pitch"]))
+        notes = [{"id": f"t{index}n{i}", "pitch": pitch, "onset": round(seconds(start), 9),
+                  "offset": round(seconds(stop), 9), "velocity": velocity}
+                 for i, (start, stop, pitch, velocity) in enumerate(found) if stop > start]
+        if notes:
+            tracks.append((index, notes))
+    if not tracks:
+        raise MidiError(f"{path} has no pitched notes")
+    return tracks
 
 
 def _tick_clock(midi):

@@ -118,9 +118,9 @@ INT_TAGS, REAL_TAGS, STRING_TAGS = "ih", "ihfd", "sS"
 class ProtocolError(Exception):
     """A message the protocol refuses: `code` is one of the error codes, `req` the request id when known (else 0)."""
 
-    def __init__(self, code: str, message: str, req: int = 0):
+    def __init__(self, code: str, message: str, req: int = 0, reply_port: int | None = None):
         super().__init__(message)
-        self.code, self.req = code, req
+        self.code, self.req, self.reply_port = code, req, reply_port
 
 
 @dataclass
@@ -249,19 +249,21 @@ def parse(message: Message, table: dict[str, Spec], allow_reply_port: bool | Non
         raise ProtocolError(BAD_ARGUMENTS, f"{message.address} takes {n_fixed}{record_text} arguments"
                             f"{' (+1 reply port)' if allow_reply_port else ''}, got {len(message.args)}", req)
     args, types = list(message.args), message.types
+    if has_port:
+        port, tag, types = args.pop(), types[-1], types[:-1]
+        if tag in INT_TAGS and 1 <= port <= 65535:
+            reply_port = port
+        else:
+            raise ProtocolError(BAD_ARGUMENTS, f"{message.address}: reply port {port!r} is not an integer in "
+                                               f"1..65535", req)
     try:
-        if has_port:
-            reply_port = _convert(args.pop(), "i", types[-1], "reply port")
-            types = types[:-1]
-            if not 1 <= reply_port <= 65535:
-                raise ValueError(f"reply port {reply_port} is outside 1..65535")
         fields = {name: _convert(args[i], tag, types[i], name) for i, (name, tag) in enumerate(spec.fields)}
         records = []
         for start in range(n_fixed, len(args), n_record or 1):
             records.append({name: _convert(args[start + j], tag, types[start + j], name)
                             for j, (name, tag) in enumerate(spec.record)})
     except (TypeError, ValueError) as error:
-        raise ProtocolError(BAD_ARGUMENTS, f"{message.address}: {error}", req) from None
+        raise ProtocolError(BAD_ARGUMENTS, f"{message.address}: {error}", req, reply_port) from None
     return Parsed(message.address, fields, records, reply_port)
 
 

@@ -178,7 +178,7 @@ class Service:
     def _datagram(self, data: bytes, address: tuple[str, int]) -> None:
         for item in p.decode(data, p.REQUESTS):
             if isinstance(item, p.ProtocolError):
-                self._error(address, item.req, item.code, str(item))
+                self._error((address[0], item.reply_port or address[1]), item.req, item.code, str(item))
                 continue
             client = (address[0], item.reply_port or address[1])
             try:
