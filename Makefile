@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := fluidsynth fluid-soundfont-gm liblo-tools
+APT_PACKAGES := fluidsynth fluid-soundfont-gm liblo-tools ardour
 OUT ?= out
 
 .PHONY: setup system-deps demo test bench clean
