@@ -433,7 +433,10 @@ def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, 
     """Render chorale voices for one GM instrument and analyse them into `out` (see the module docstring)."""
     from .dsp import check_sample_rate
 
-    spec = get_instrument(instrument)
+    try:
+        spec = get_instrument(instrument)
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
     check_sample_rate(sample_rate)
     if pieces < 1 or held_out < 0:
         raise DatasetError("--pieces must be at least 1 and --held-out at least 0")

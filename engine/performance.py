@@ -62,7 +62,7 @@ def get_instrument(name: str) -> Instrument:
     try:
         return INSTRUMENTS[name]
     except KeyError:
-        raise NoteError(f"unknown instrument {name!r} (known: {', '.join(sorted(INSTRUMENTS))})") from None
+        raise ValueError(f"unknown instrument {name!r} (known: {', '.join(sorted(INSTRUMENTS))})") from None
 
 
 @dataclass(frozen=True)

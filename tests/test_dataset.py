@@ -1,0 +1,252 @@
+"""Dataset builder: analysis on exactly known signals, a tiny soundfont dataset rendered by real FluidSynth, the
+recordings mode on WAVs rendered here (with and without a MIDI file), and bad input."""
+import json
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engine import analysis
+from engine.dataset import (DatasetError, build_recordings_dataset, build_soundfont_dataset, find_soundfont,
+                            load_dataset, load_piece, melody_key, notes_from_array, piece_params,
+                            render_performance, select_chorales)
+from engine.dsp import FilteredNoise, synthesize
+from engine.expression import extract_controls
+from engine.params import FRAME_RATE, SynthParams, normalize_harmonics
+from engine.performance import get_instrument, perform
+
+SR = 16000
+# engine.dsp.synthesize of the targets vs the real audio (spectral convergence, 4 FFT sizes). Measured on the
+# default flute/violin datasets: 0.07 / 0.15 on average; the test pieces are short, so allow some margin.
+MAX_RESYNTHESIS_CONVERGENCE = 0.25
+needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth is not installed")
+
+
+def synthetic(seconds=3.0, cents_offset=0.0):
+    """A known voice made by engine.dsp: 220 Hz with 0.3-semitone vibrato, a swell, 1/k^1.5 harmonics."""
+    n = int(seconds * SR)
+    n_frames = analysis.n_frames_for(n, SR)
+    t = np.arange(n_frames) / FRAME_RATE
+    f0 = 220.0 * 2 ** (0.3 * np.sin(2 * np.pi * 5.5 * t) / 12)
+    amplitude = 0.3 * np.clip(t * 5, 0, 1) * (1 + 0.3 * np.sin(2 * np.pi * 0.7 * t))
+    harmonics = np.zeros((n_frames, 60))
+    harmonics[:, :30] = 1.0 / np.arange(1, 31) ** 1.5
+    harmonics = normalize_harmonics(torch.tensor(harmonics, dtype=torch.float32),
+                                    torch.tensor(f0, dtype=torch.float32), SR / 2).numpy()
+    params = SynthParams(torch.tensor(f0, dtype=torch.float32), torch.tensor(amplitude, dtype=torch.float32),
+                         torch.tensor(harmonics), torch.zeros(n_frames, 65), SR / 2)
+    return synthesize(params, SR, n).numpy().astype(np.float64), f0, amplitude, harmonics
+
+
+def test_harmonic_analysis_recovers_a_known_voice():
+    audio, f0, amplitude, harmonics = synthetic()
+    wrong = np.full(f0.shape, 220.0 * 2 ** (20 / 1200))  # a steady pitch 20 cents sharp: refinement must fix it
+    out = analysis.analyze(audio, wrong, SR)
+    inner = slice(25, -25)
+    cents = 1200 * np.log2(out["f0"][inner] / f0[inner])
+    assert np.percentile(np.abs(cents), 95) < 1.0
+    assert np.percentile(np.abs(20 * np.log10(out["amplitude"][inner] / amplitude[inner])), 95) < 0.05
+    assert np.abs(out["harmonics"][inner] - harmonics[inner]).sum(1).mean() < 0.01
+    assert 20 * np.log10(out["noise"][inner].mean()) < -70  # nothing but harmonics in there
+    # Silence: zero harmonic rows; frames cover the audio.
+    silent = analysis.analyze(np.zeros(SR), np.full(analysis.n_frames_for(SR, SR), 300.0), SR)
+    assert silent["harmonics"].shape == (251, 60) and not silent["harmonics"].any()
+
+
+def test_noise_magnitudes_follow_the_filtered_noise_convention():
+    n_frames = analysis.n_frames_for(4 * SR, SR)
+    magnitudes = 0.05 * np.exp(-np.linspace(0, 3, 65))
+    params = SynthParams(torch.full((n_frames,), 220.0), torch.zeros(n_frames), torch.zeros(n_frames, 60),
+                         torch.tensor(np.tile(magnitudes, (n_frames, 1)), dtype=torch.float32), SR / 2)
+    noise = FilteredNoise().get_signal(params, SR, 0, 4 * SR, seed=3).numpy()
+    estimate = analysis.noise_magnitudes(noise, SR, n_frames, SR / 2)[30:-30]
+    power_ratio = np.sqrt((estimate ** 2).mean(0)) / magnitudes
+    assert 0.9 < np.median(power_ratio) < 1.1
+    uniform = np.random.default_rng(0).uniform(-0.1, 0.1, 4 * SR)  # the convention's definition
+    assert 0.09 < np.median(analysis.noise_magnitudes(uniform, SR, n_frames, SR / 2)) < 0.105
+
+
+def test_loudness_of_a_full_scale_sine_is_zero_db():
+    sine = np.sin(2 * np.pi * 1000 * np.arange(SR) / SR)
+    assert abs(analysis.a_weighted_loudness(sine, SR)[125]) < 0.1
+    assert analysis.a_weighted_loudness(np.zeros(SR), SR).min() == analysis.LOUDNESS_FLOOR_DB
+
+
+def test_performance_is_deterministic_and_in_range():
+    from music21 import corpus
+
+    from engine.performance import chorale_voices
+
+    voices = chorale_voices(corpus.parse("bach/bwv66.6"))
+    violin = get_instrument("violin")
+    a = perform(voices["bass"], violin, np.random.default_rng(3), 10.0)
+    b = perform(voices["bass"], violin, np.random.default_rng(3), 10.0)
+    assert a.events == b.events and np.array_equal(a.f0, b.f0)
+    assert all(violin.low <= n.pitch <= violin.high for n in a.notes)
+    assert all(x.offset <= y.onset + 1e-9 for x, y in zip(a.notes, a.notes[1:]))
+    assert a.notes[-1].offset <= 10.0
+
+
+def test_held_out_chorales_are_different_pieces():
+    chosen = select_chorales(8, 3, seed=1)
+    test = [(c, v) for c, split, v in chosen if split == "test"]
+    train = [(c, v) for c, split, v in chosen if split == "train"]
+    assert len(test) == 3 and len(train) == 8
+    assert not {c for c, _ in test} & {c for c, _ in train}
+    assert not {melody_key(v["soprano"]) for _, v in test} & {melody_key(v["soprano"]) for _, v in train}
+    assert [c for c, _, _ in select_chorales(8, 3, seed=1)] == [c for c, _, _ in chosen]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "flute"
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed")
+    build_soundfont_dataset(out, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=2, quiet=True)
+    return out
+
+
+@needs_fluidsynth
+def test_tiny_dataset_layout_shapes_and_units(tiny):
+    meta, splits = load_dataset(tiny)
+    assert meta["format"] == "ddsp-dataset" and meta["version"] == 1 and meta["source"] == "soundfont"
+    assert meta["sample_rate"] == SR and meta["max_hz"] == SR / 2 and meta["frame_rate"] == FRAME_RATE
+    assert meta["program"] == 73 and meta["pitch_range"] == [60, 96]
+    assert len(splits["train"]) == 1 and len(splits["test"]) == 1 and not set(splits["train"]) & set(splits["test"])
+    assert set(meta["coverage"]) == {"volume", "volume_fluctuation", "volume_peak_position", "vibrato",
+                                     "brightness", "attack_noise"}
+    assert all(len(c["hist"]) == 10 for c in meta["coverage"].values())
+    for piece_id in splits["train"] + splits["test"]:
+        with np.load(tiny / "pieces" / f"{piece_id}.npz") as raw:
+            assert all(raw[k].dtype == np.float32 for k in raw.files)
+        piece = load_piece(tiny, piece_id)
+        n_frames = analysis.n_frames_for(piece["audio"].shape[0], SR)
+        assert piece["f0"].shape == piece["amplitude"].shape == piece["loudness_db"].shape == (n_frames,)
+        assert piece["harmonics"].shape == (n_frames, 60) and piece["noise"].shape == (n_frames, 65)
+        assert piece["controls"].shape == (piece["notes"].shape[0], 6)
+        assert (piece["f0"] > 20).all() and (piece["noise"] >= 0).all() and (piece["amplitude"] >= 0).all()
+        sums = piece["harmonics"].sum(1)
+        assert torch.all(((sums - 1).abs() < 1e-4) | (sums == 0))
+        above = piece["f0"][:, None] * torch.arange(1, 61) >= SR / 2
+        assert not piece["harmonics"][above].any()
+        notes = piece["notes"].numpy()
+        assert (notes[1:, 1] >= notes[:-1, 2] - 1e-6).all() and (notes[:, 2] > notes[:, 1]).all()
+        # The controls are engine.expression's reading of the stored targets.
+        again = extract_controls(piece_params(piece, meta["max_hz"]), notes_from_array(notes))
+        assert torch.allclose(again, piece["controls"], atol=1e-5)
+
+
+@needs_fluidsynth
+def test_resynthesised_targets_sound_like_the_audio(tiny):
+    meta, splits = load_dataset(tiny)
+    for piece_id in splits["train"] + splits["test"]:
+        piece = load_piece(tiny, piece_id)
+        audio = piece["audio"].numpy()
+        resynthesis = synthesize(piece_params(piece, meta["max_hz"]), SR, audio.shape[0]).numpy()
+        distance = analysis.spectral_distance(audio, resynthesis, SR)
+        assert distance["convergence"] < MAX_RESYNTHESIS_CONVERGENCE, distance
+        silence = analysis.spectral_distance(audio, np.zeros_like(audio), SR)
+        assert silence["convergence"] > 0.99  # the measure can fail
+
+
+@needs_fluidsynth
+def test_f0_follows_the_notes(tiny):
+    meta, splits = load_dataset(tiny)
+    for piece_id in splits["train"] + splits["test"]:
+        piece = load_piece(tiny, piece_id)
+        for pitch, onset, offset, _ in piece["notes"].tolist():
+            a, b = int(math.ceil(onset * FRAME_RATE)) + 10, int(offset * FRAME_RATE) - 5
+            if b - a < 10:
+                continue
+            cents = 1200 * np.log2(piece["f0"][a:b].numpy() / (440 * 2 ** ((pitch - 69) / 12)))
+            assert abs(np.mean(cents)) < 25 and np.percentile(np.abs(cents), 90) < 60  # vibrato <= 0.4 semitone
+
+
+@needs_fluidsynth
+def test_an_interrupted_build_resumes_to_the_same_bytes(tiny, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy)
+    meta, splits = load_dataset(copy)
+    (copy / "meta.json").unlink()
+    victim = splits["test"][0]
+    (copy / "pieces" / f"{victim}.npz").unlink()
+    with pytest.raises(DatasetError, match="incomplete"):
+        load_dataset(copy)
+    build_soundfont_dataset(copy, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=2, quiet=True)
+    assert np.array_equal(load_piece(copy, victim)["audio"], load_piece(tiny, victim)["audio"])
+    assert load_dataset(copy)[0]["coverage"] == meta["coverage"]
+    with pytest.raises(DatasetError, match="other settings"):
+        build_soundfont_dataset(copy, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=3, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """Two clarinet takes rendered by FluidSynth at 22.05 kHz stereo-mixed WAV; the first has its MIDI file."""
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed")
+    from music21 import corpus
+
+    from engine.performance import chorale_voices
+
+    folder = tmp_path_factory.mktemp("recordings")
+    clarinet = get_instrument("clarinet")
+    work = tmp_path_factory.mktemp("work")
+    truth = {}
+    for k, chorale in enumerate(["bach/bwv66.6", "bach/bwv10.7"]):
+        performance = perform(chorale_voices(corpus.parse(chorale))["soprano"], clarinet,
+                              np.random.default_rng(k), 5.0)
+        audio = render_performance(performance, clarinet.program, find_soundfont(), 22050, 0.5, work)
+        sf.write(folder / f"take{k}.wav", audio, 22050)
+        if k == 0:
+            performance.write_midi(folder / f"take{k}.mid", clarinet.program)
+        truth[f"take{k}"] = performance.notes
+    (folder / "notes.txt").write_text("not audio: ignored")
+    return folder, truth
+
+
+@needs_fluidsynth
+def test_recordings_dataset_with_and_without_midi(recordings, tmp_path):
+    folder, truth = recordings
+    out = tmp_path / "mine"
+    meta = build_recordings_dataset(folder, out, "mine", program=71, quiet=True)
+    assert meta["source"] == "recordings" and meta["program"] == 71 and meta["soundfont"] is None
+    assert sorted(meta["splits"]["train"] + meta["splits"]["test"]) == ["take0", "take1"]
+    assert len(meta["splits"]["test"]) == 1
+    with_midi = load_piece(out, "take0")["notes"].numpy()
+    expected = np.array([[n.pitch, n.onset, n.offset] for n in truth["take0"]])
+    assert np.allclose(with_midi[:, :3], expected, atol=1e-3)
+    found = load_piece(out, "take1")
+    matched = sum(any(abs(g[1] - n.onset) < 0.06 and g[0] == n.pitch for g in found["notes"].tolist())
+                  for n in truth["take1"])
+    assert matched >= 0.7 * len(truth["take1"])
+    n_frames = analysis.n_frames_for(found["audio"].shape[0], SR)
+    assert found["harmonics"].shape == (n_frames, 60) and found["controls"].shape[1] == 6
+    for pitch, onset, offset, _ in found["notes"].tolist():
+        a, b = int(math.ceil(onset * FRAME_RATE)) + 10, int(offset * FRAME_RATE) - 5
+        if b - a >= 10:
+            cents = 1200 * np.log2(found["f0"][a:b].numpy() / (440 * 2 ** ((pitch - 69) / 12)))
+            assert abs(np.median(cents)) < 50
+
+
+def test_bad_input_gets_a_clear_error(tmp_path, capsys):
+    from engine.cli import main
+
+    with pytest.raises(DatasetError, match="unknown instrument 'kazoo'.*violin"):
+        build_soundfont_dataset(tmp_path / "x", "kazoo")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no .wav or .flac recordings"):
+        build_recordings_dataset(tmp_path / "empty", tmp_path / "y", "mine")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "take.wav").write_text("this is not audio")
+    with pytest.raises(DatasetError, match="cannot read take.wav as audio"):
+        build_recordings_dataset(tmp_path / "fake", tmp_path / "z", "mine")
+    assert not (tmp_path / "z" / "meta.json").exists()
+    assert main(["dataset", "--instrument", "kazoo", "--out", str(tmp_path / "w")]) == 1
+    assert main(["dataset", "--recordings", str(tmp_path / "empty"), "--out", str(tmp_path / "v")]) == 1
+    assert main(["dataset", "--out", str(tmp_path / "u")]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 3 and "unknown instrument" in lines[0] and "no .wav" in lines[1]
