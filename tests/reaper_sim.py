@@ -182,7 +182,7 @@ class Item(Obj):
         self.active = 0
         self.selected = False
         self.ext: dict[str, str] = {}
-        self.info = {"B_LOOPSRC": 0.0, "B_MUTE": 0.0, "D_VOL": 1.0}
+        self.info = {"B_LOOPSRC": 0.0, "B_MUTE": 0.0, "D_VOL": 1.0, "D_FADEINLEN": 0.01, "D_FADEOUTLEN": 0.01}
 
     @property
     def position(self) -> float:

@@ -105,6 +105,7 @@ def test_render_places_audio_and_writes_lanes(session):
     (render,) = session.render_items("Flute")
     assert render.position == item.position == 2.0 and render.length == item.length == 2.0
     assert render.ext["ddsp_render_of"] == item.guid
+    assert render.info["D_FADEINLEN"] == render.info["D_FADEOUTLEN"] == render.info["B_LOOPSRC"] == 0
     assert [t.name for t in sim.project.tracks] == ["Flute", "Flute (render)"]
     audio = audio_of(render)
     assert audio.shape == (2 * RATE,)  # the item's length, sample 0 at the item's position

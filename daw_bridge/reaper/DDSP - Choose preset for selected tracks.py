@@ -1,4 +1,5 @@
-# DDSP - Choose preset for selected tracks (REAPER ReaScript, Python): choose the DDSP engine preset of the selected tracks (kept in the project).
+# DDSP - Choose preset for selected tracks (REAPER ReaScript, Python): choose the DDSP engine preset of the selected
+# tracks (kept in the project).
 # Installed by `python -m daw_bridge install reaper`; see docs/reaper.md.
 import os
 import sys

@@ -1,4 +1,5 @@
-# DDSP - Follow edits (toggle) (REAPER ReaScript, Python): start or stop follow mode: rendered items re-render by themselves when their notes, lanes, preset or place change.
+# DDSP - Follow edits (toggle) (REAPER ReaScript, Python): start or stop follow mode: rendered items re-render by
+# themselves when their notes, lanes, preset or place change.
 # Installed by `python -m daw_bridge install reaper`; see docs/reaper.md.
 import os
 import sys

@@ -1,4 +1,5 @@
-# DDSP - Regenerate expression of selected MIDI items (REAPER ReaScript, Python): render the selected MIDI items again, forgetting lane edits (the engine chooses every note's expression anew).
+# DDSP - Regenerate expression of selected MIDI items (REAPER ReaScript, Python): render the selected MIDI items
+# again, forgetting lane edits (the engine chooses every note's expression anew).
 # Installed by `python -m daw_bridge install reaper`; see docs/reaper.md.
 import os
 import sys

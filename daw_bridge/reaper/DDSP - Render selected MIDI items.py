@@ -1,4 +1,5 @@
-# DDSP - Render selected MIDI items (REAPER ReaScript, Python): render the selected MIDI items with the DDSP engine; the audio lands on '<track> (render)' and the expression on six lanes.
+# DDSP - Render selected MIDI items (REAPER ReaScript, Python): render the selected MIDI items with the DDSP engine;
+# the audio lands on '<track> (render)' and the expression on six lanes.
 # Installed by `python -m daw_bridge install reaper`; see docs/reaper.md.
 import os
 import sys

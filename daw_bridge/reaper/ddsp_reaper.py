@@ -36,8 +36,9 @@ from daw_bridge import protocol as p
 
 SECTION = "ddsp"  # ext-state section and P_EXT: prefix
 CONFIG_FILE = "ddsp_config.json"
-JSFX = "JS:ddsp/ddsp_expression.jsfx"  # path under REAPER's Effects folder
-FX_TAG = "ddsp expression"  # how the JSFX's name starts (its desc: line), lower case
+# The JSFX by its path under REAPER's Effects folder, without the extension, by its description
+JSFX_NAMES = ("JS:ddsp/ddsp_expression.jsfx", "JS:ddsp/ddsp_expression", "JS:DDSP expression")
+FX_TAGS = ("js: ddsp expression", "ddsp_expression")  # how its name in an FX chain starts / what it contains
 ITEM_STATE = "P_EXT:ddsp_state"  # on a MIDI item: what the last render sent, got and wrote (JSON)
 RENDER_OF = "P_EXT:ddsp_render_of"  # on a render item: the GUID of its MIDI item
 COMPANION_OF = "P_EXT:ddsp_companion_of"  # on a render track: the GUID of its MIDI track
@@ -240,9 +241,13 @@ class Lanes:
         self.track, self.sample_rate = track, sample_rate
         self.fx = self.find(track)
         if self.fx < 0 and create:
-            self.fx = RPR_TrackFX_AddByName(track, JSFX, False, -1)
-            if self.fx < 0:
-                raise Skip(f"could not add the '{JSFX}' effect to track '{track_label(track)}': is it installed in "
+            for name in JSFX_NAMES:
+                self.fx = RPR_TrackFX_AddByName(track, name, False, -1)
+                if self.fx >= 0:
+                    break
+            else:
+                raise Skip(f"could not add the DDSP expression effect to track '{track_label(track)}': is "
+                           f"ddsp_expression.jsfx installed in "
                            f"{os.path.join(RPR_GetResourcePath(), 'Effects', 'ddsp')}? Run "
                            f"`python -m daw_bridge install reaper`")
         self.envelopes = [None] * 6
@@ -265,7 +270,8 @@ class Lanes:
     @staticmethod
     def find(track) -> int:
         for i in range(RPR_TrackFX_GetCount(track)):
-            if RPR_TrackFX_GetFXName(track, i, "", 256)[3].lower().startswith("js: " + FX_TAG):
+            name = RPR_TrackFX_GetFXName(track, i, "", 256)[3].lower()
+            if name.startswith(FX_TAGS[0]) or FX_TAGS[1] in name:
                 return i
         return -1
 
@@ -396,13 +402,18 @@ def find_render_item(midi_guid: str, render_guid: str | None):
 
 
 def copy_into_project(path: str, folder_name: str) -> str:
-    """Copy an engine render into the project's media folder (the engine deletes its own after some days);
-    atomically: a reader never sees a partial file."""
+    """Put an engine render into the project's media folder (the engine deletes its own after some days): a hard
+    link when both are on one disk (instant), else a copy; atomically either way."""
     folder = os.path.join(RPR_GetProjectPath("", 4096)[0], folder_name)
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, os.path.basename(path))
     partial = target + ".part"
-    shutil.copyfile(path, partial)
+    if os.path.exists(partial):
+        os.remove(partial)
+    try:
+        os.link(path, partial)
+    except OSError:
+        shutil.copyfile(path, partial)
     os.replace(partial, target)
     return target
 
@@ -419,7 +430,8 @@ def place_render(request: ClipRequest, path: str, old_guid: str | None):
         item = RPR_AddMediaItemToTrack(companion)
         take = RPR_AddTakeToMediaItem(item)
         item_string(item, RENDER_OF, request.guid)
-        RPR_SetMediaItemInfo_Value(item, "B_LOOPSRC", 0)
+        for name in ("B_LOOPSRC", "D_FADEINLEN", "D_FADEOUTLEN"):  # no project-default fades on the render
+            RPR_SetMediaItemInfo_Value(item, name, 0)
         old_source = None
     else:
         if RPR_GetMediaItem_Track(item) != companion:
