@@ -89,6 +89,11 @@ FRAMEWORK_TABLE = {
     "schedule_message": "schedule_message(delay_in_ticks, callback, parameter=None): run from update_display",
     "disconnect": "disconnect(): the script is unloaded",
 }
+C_INSTANCE_TABLE = {  # what Live passes to create_instance; used directly only to report a too-old Live
+    "song": "song(): the Song",
+    "show_message": "show_message(message): status bar",
+    "log_message": "log_message(message): Live's Log.txt",
+}
 SIMULATED = (live_sim.Song, live_sim.SongView, live_sim.Track, live_sim.ClipSlot, live_sim.Clip, live_sim.MidiNote,
              live_sim.Envelope, live_sim.Device, live_sim.RackDevice, live_sim.DeviceParameter)
 
@@ -136,6 +141,7 @@ def test_the_script_uses_every_simulated_member_and_framework_method():
             assert name in used, f"{cls.LOM_NAME}.{name} is simulated but the script never uses it"
     for name in FRAMEWORK_TABLE:
         assert name in used and callable(getattr(live_sim.ControlSurface, name))
+    assert {n for n in vars(live_sim.CInstance) if not n.startswith("_")} == set(C_INSTANCE_TABLE)
 
 
 def test_live_specific_imports_are_in_one_module():
