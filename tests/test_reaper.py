@@ -303,3 +303,25 @@ def test_scripts_start_the_engine_when_configured(tmp_path):
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def test_a_chord_shares_one_point_and_an_edit_of_it_reaches_every_note(session):
+    sim = session.sim
+    track = sim.add_track("Strings")
+    item = sim.add_midi_item(track, 0, 4, [(0, 1, 60, 50), (0, 1, 64, 110), (2, 3, 62, 100)])
+    sim.select_only(item)
+    session.run(RENDER)
+    memory = state_of(item)["notes"]
+    lane = sim.lanes(track)["volume_peak_position"]
+    assert [pt.time for pt in lane.points] == [0.0, 1.0]  # one point for the chord
+    assert lane.points[0].value == memory["64@0"]["c"][2]  # the highest note's value
+    assert memory["60@0"]["l"] == memory["64@0"]["c"] and "l" not in memory["64@0"]
+    session.run(RENDER)  # untouched: each chord note keeps its own values, nothing is re-made
+    assert state_of(item)["notes"] == memory and "incremental (0 re-rendered)" in sim.console_text()
+    sim.set_point(lane, 0.0, 0.9)
+    session.run(RENDER)
+    after = state_of(item)["notes"]
+    for note in ("60@0", "64@0"):
+        assert after[note]["c"][2] == pytest.approx(0.9, abs=1e-6)
+        assert after[note]["c"][:2] == memory[note]["c"][:2]  # the other lanes were not edited
+    assert after["62@1920"]["c"] == memory["62@1920"]["c"]

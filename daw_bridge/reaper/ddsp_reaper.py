@@ -492,6 +492,8 @@ def apply_result(request: ClipRequest, outcome: p.RenderOutcome, config: dict) -
                     memory["l"] = list(written[note["id"]])
                 notes[note["id"]] = memory
             state.update(notes=notes, track=track_string(request.track, "GUID"))
+        # the signature of what the next render would send now; "stale" makes follow mode render it again
+        state["sig"] = "stale"
         item_string(item, ITEM_STATE, json.dumps(state))
         if not changed:
             state["sig"] = ClipRequest(item, config).signature
