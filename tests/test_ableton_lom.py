@@ -17,33 +17,38 @@ from daw_bridge import install
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "daw_bridge" / "ableton" / "DDSPInstrument"
 C74 = "https://docs.cycling74.com/apiref/lom/"
+RUNTIME = "https://photonicvelocity.github.io/LiveAPI/tracks/"  # Live 12's own docstrings (help() on Live's classes)
 FRAMEWORK = ("https://github.com/gluon/AbletonLive12_MIDIRemoteScripts/blob/main/_Framework/ControlSurface.py "
              "(Live 12's MIDI Remote Scripts, decompiled)")
 
 # Every member of Live the script uses, transcribed from Cycling '74's LOM reference (docs.cycling74.com/apiref/lom/
-# <class>) and, for Python-only details the reference leaves out (argument order, what returns None), from Live 12's
-# runtime docstrings (help() on Live's own classes, as published e.g. at midiremotescripts.structure-void.com).
+# <class>, the Live 12.4.5 edition) and, for what exists only in Live's Python API (the clip envelope calls and the
+# Envelope class, MidiNote objects instead of note dictionaries), from Live 12's runtime docstrings (help() on Live's
+# own classes, as published at photonicvelocity.github.io/LiveAPI and midiremotescripts.structure-void.com).
 # access: get / set (property), call (method, with its arguments in order). Live's methods take positional
-# arguments; the names are the LOM reference's.
+# arguments; the names are the references'.
 LOM = {
     "Song.tempo": ("get", C74 + "song", "float, 20..999 (get/set/observe)"),
     "Song.tracks": ("get", C74 + "song", "list of Track, read-only"),
     "Song.view": ("get", C74 + "song", "Song.View child"),
     "Song.create_audio_track": ("call", C74 + "song", "create_audio_track(index): index 0..len(tracks), -1 = end; "
                                                      "returns the new Track"),
-    "Song.View.detail_clip": ("get", C74 + "songview", "the clip shown in the Detail view (get/set/observe)"),
+    "Song.View.detail_clip": ("get", C74 + "song_view", "the clip displayed in the Detail View (get/set/observe)"),
     "Track.name": ("get set", C74 + "track", "symbol (get/set/observe)"),
     "Track.has_midi_input": ("get", C74 + "track", "bool, read-only: a MIDI track"),
     "Track.devices": ("get", C74 + "track", "list of Device, read-only"),
     "Track.clip_slots": ("get", C74 + "track", "list of ClipSlot, read-only"),
     "Track.arrangement_clips": ("get", C74 + "track", "list of Clip in the Arrangement, read-only (Live 11.0+)"),
-    "Track.create_audio_clip": ("call", C74 + "track", "create_audio_clip(file_path, position): position in beats, "
-                                "[0, 1576800]; raises on non-audio or frozen tracks and non-audio files (Live 12)"),
-    "Track.delete_clip": ("call", C74 + "track", "delete_clip(clip): raises for a clip of another track"),
+    "Track.create_audio_clip": ("call", C74 + "track", "create_audio_clip(file_path, position): absolute path, "
+                                "position in beats in [0., 1576800]; an error if the track is not an audio track, "
+                                "is frozen or is being recorded into (Live 12)"),
+    "Track.delete_clip": ("call", C74 + "track", "delete_clip(clip): 'Delete the given clip'; the runtime docstring "
+                          "adds: raises when the clip belongs to another track"),
     "ClipSlot.has_clip": ("get", C74 + "clipslot", "bool, read-only"),
     "ClipSlot.clip": ("get", C74 + "clipslot", "Clip or None, read-only"),
-    "ClipSlot.create_audio_clip": ("call", C74 + "clipslot", "create_audio_clip(path): absolute path; raises on "
-                                   "non-empty slots and non-audio or frozen tracks (Live 12.0.5+)"),
+    "ClipSlot.create_audio_clip": ("call", C74 + "clipslot", "create_audio_clip(path): absolute path to a valid audio "
+                                   "file; throws if the slot's track is not an audio track or is frozen (the runtime "
+                                   "docstring adds: or the slot is not empty)"),
     "ClipSlot.delete_clip": ("call", C74 + "clipslot", "delete_clip(): raises on an empty slot"),
     "Clip.name": ("get set", C74 + "clip", "symbol (get/set/observe)"),
     "Clip.is_midi_clip": ("get", C74 + "clip", "bool, read-only"),
@@ -60,23 +65,28 @@ LOM = {
     "Clip.get_notes_extended": ("call", C74 + "clip", "get_notes_extended(from_pitch, pitch_span, from_time, "
                                 "time_span): the notes starting in the range (Live 11.0+); in Python a vector of "
                                 "MidiNote"),
-    "Clip.automation_envelope": ("call", C74 + "clip", "automation_envelope(device_parameter): the clip envelope, "
-                                 "or None (no envelope; always for Arrangement clips and other tracks' parameters)"),
-    "Clip.create_automation_envelope": ("call", C74 + "clip", "create_automation_envelope(device_parameter): only "
-                                        "when none exists; raises when it cannot be created"),
-    "MidiNote.note_id": ("get", C74 + "clip", "int, unique within the clip (get_notes_extended's note_id key)"),
-    "MidiNote.pitch": ("get", C74 + "clip", "int 0..127"),
-    "MidiNote.start_time": ("get", C74 + "clip", "beats, clip time"),
-    "MidiNote.duration": ("get", C74 + "clip", "beats"),
+    "Clip.automation_envelope": ("call", RUNTIME + "Clip/", "automation_envelope(device_parameter): 'Returns None if "
+                                 "the envelope doesn't exist. Returns None for Arrangement clips. Returns None for "
+                                 "parameters from a different track.' (Python API only; not in C74's LOM)"),
+    "Clip.create_automation_envelope": ("call", RUNTIME + "Clip/", "create_automation_envelope(device_parameter): "
+                                        "'should only be used if the envelope doesn't exist. Raises an error if the "
+                                        "envelope can't be created.' (Python API only)"),
+    "MidiNote.note_id": ("get", C74 + "clip", "int: get_notes_extended's note_id key; in Python an attribute of "
+                         "Live.Clip.MidiNote, unique within the clip"),
+    "MidiNote.pitch": ("get", C74 + "clip", "int 0..127 (note key / MidiNote attribute)"),
+    "MidiNote.start_time": ("get", C74 + "clip", "float, beats of absolute clip time"),
+    "MidiNote.duration": ("get", C74 + "clip", "float, beats"),
     "MidiNote.velocity": ("get", C74 + "clip", "float 0..127"),
-    "MidiNote.mute": ("get", C74 + "clip", "bool"),
-    "Envelope.insert_step": ("call", C74 + "automationenvelope", "insert_step(start_time, length, value): a step of "
-                             "`value` from start_time for length beats"),
-    "Envelope.value_at_time": ("call", C74 + "automationenvelope", "value_at_time(time): the envelope's value"),
+    "MidiNote.mute": ("get", C74 + "clip", "bool, 1 = the note is deactivated"),
+    "Envelope.insert_step": ("call", RUNTIME + "Envelope/", "insert_step(start_time, length, value): 'Given a start "
+                             "time, a step length and a value, creates a step in the envelope.' (Live.Envelope; "
+                             "Python API only)"),
+    "Envelope.value_at_time": ("call", RUNTIME + "Envelope/", "value_at_time(time): 'Returns the parameter value at "
+                               "the specified time.'"),
     "Device.name": ("get", C74 + "device", "symbol, the name in the device's title bar"),
     "Device.can_have_chains": ("get", C74 + "device", "bool, read-only: 1 for racks"),
     "Device.parameters": ("get", C74 + "device", "list of DeviceParameter, read-only (0: Device On; racks: macros)"),
-    "RackDevice.can_have_chains": ("get", C74 + "rackdevice", "a RackDevice is a Device: 1"),
+    "RackDevice.can_have_chains": ("get", C74 + "device", "a RackDevice is a Device (rackdevice page): 1 for a Rack"),
     "DeviceParameter.name": ("get", C74 + "deviceparameter", "symbol, read-only (a renamed macro's name)"),
     "DeviceParameter.value": ("get set", C74 + "deviceparameter", "float in [min, max] (get/set/observe)"),
     "DeviceParameter.min": ("get", C74 + "deviceparameter", "float, read-only"),
@@ -110,7 +120,7 @@ def test_every_simulated_member_is_in_the_lom_table_with_its_access():
             owner = live_sim._owner(cls, name)
             assert owner in LOM, f"{owner} is simulated but not in the LOM table"
             access, url, description = LOM[owner]
-            assert url.startswith(C74)
+            assert url.startswith((C74, RUNTIME))
             if kind == "method":
                 assert access == "call", owner
                 simulated = [p for p in inspect.signature(getattr(cls, name)).parameters if p != "self"]
