@@ -146,16 +146,26 @@ def engine_answers(host: str, port: int, wait: float = 2.0) -> bool:
             raise
 
 
+def engine_files() -> tuple[Path, Path]:
+    """Log and pid file of an engine this helper starts, next to the engine's default render folder."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ddsp-engine"
+    return cache / "engine.log", cache / "engine.pid"
+
+
 def start_engine(host: str, port: int) -> None:
-    """Start `python -m engine serve` in the background (it outlives this helper) and wait until it answers."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    log = Path(cache) / "ddsp-engine" / "engine.log"  # next to the engine's default render folder
+    """Start `python -m engine serve` in the background (it outlives this helper; its pid goes to engine.pid) and
+    wait until it answers."""
+    log, pid_file = engine_files()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as handle:
-        subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", host, "--port", str(port)],
-                         stdin=subprocess.DEVNULL, stdout=handle, stderr=handle, start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", host, "--port", str(port)],
+                                   stdin=subprocess.DEVNULL, stdout=handle, stderr=handle, start_new_session=True)
+    pid_file.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + ENGINE_START_SECONDS
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EngineError(p.NO_ENGINE, f"the engine exited at start-up with status {process.returncode} "
+                                           f"(see {log})")
         if engine_answers(host, port, wait=1.0):
             return
     raise EngineError(p.NO_ENGINE, f"started the engine but it did not answer within {ENGINE_START_SECONDS:g} s "
@@ -193,7 +203,10 @@ def helper_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_ardour_render(args: argparse.Namespace) -> None:
     try:
         request = parse_request(Path(args.request).read_text(encoding="utf-8"))
-        if args.start_engine and not engine_answers(args.host, args.port):
+        if not engine_answers(args.host, args.port):
+            if not args.start_engine:
+                raise EngineError(p.NO_ENGINE, f"no engine answers at {args.host}:{args.port} (start it: python -m "
+                                               f"engine serve --port {args.port})")
             start_engine(args.host, args.port)
         lines = render(request, args.raw, args.host, args.port, args.timeout)
     except RequestError as error:
