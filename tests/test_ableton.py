@@ -179,6 +179,35 @@ def test_a_rack_missing_some_macros_renders_once_and_writes_the_lanes_it_has(eng
     sim.unload()
 
 
+def test_what_cannot_be_rendered_or_placed_is_reported_and_left_alone(engine, tmp_path):
+    sim, track, rack = load_script(tmp_path, engine.port)
+    empty = track._add_session_clip(0, 4.0, name="Empty")
+    clip = track._add_session_clip(1, 4.0, name="Busy slot")
+    clip._add_note(60, 0.0, 1.0)
+    companion = sim.song.create_audio_track(1)
+    companion._name = "Lead (DDSP)"
+    soundfile.write(str(tmp_path / "mine.wav"), np.zeros(4800, dtype=np.float32), 48000)
+    mine = companion._slots[1]._clip = companion._audio_clip(str(tmp_path / "mine.wav"), False, 0.0)
+    mine._name = "my take"
+    surface = start(sim, tmp_path)
+    sim.song.view._detail_clip = empty
+    press(sim, rack)
+    sim.run_until(lambda: any("'Empty' has no notes to render" in m for m in sim.status), what="no-notes message")
+    sim.song.view._detail_clip = clip
+    press(sim, rack)
+    sim.run_until(lambda: any("could not place it" in line for line in sim.log), what="placement refused")
+    assert companion.clip_slots[1].clip is mine, "the producer's clip in the slot is left alone"
+    assert "slot 2 of track 'Lead (DDSP)' holds a clip that is not this clip's render" in sim.status[-1]
+    track._devices.remove(rack)
+    rack = track._add_rack("DDSP Expression: no-such-preset", MACROS)
+    sim.tick(120, sleep=0.01)  # the script looks at the racks again (once a second)
+    press(sim, rack)
+    sim.run_until(lambda: any("render of 'Busy slot' failed" in m for m in sim.status), what="unknown preset")
+    assert "no-such-preset" in sim.status[-1] and "unknown_preset" in sim.status[-1]
+    settle(sim, surface)
+    sim.unload()
+
+
 def test_arrangement_clip_lands_at_its_position_and_moves_with_the_clip(engine, tmp_path):
     sim, track, rack = load_script(tmp_path, engine.port, tempo=100.0)
     clip = track._add_arrangement_clip(8.0, 8.0, name="Riff", looping=True, loop=(0.0, 4.0))
