@@ -626,6 +626,18 @@ class ReaperSim:
         obj = self._objects.get(str(pointer))
         return bool(obj and obj.alive and obj.ctype == ctypename)
 
+    def api_CountTempoTimeSigMarkers(self, proj):
+        return len(self.project.tempo)
+
+    def api_GetTempoTimeSigMarker(self, proj, ptidx, timeposOut, measureposOut, beatposOut, bpmOut, timesig_numOut,
+                                  timesig_denomOut, lineartempoOut):
+        segments = self.project._segments()
+        if not 0 <= ptidx < len(segments):
+            return False, {}
+        qn, t, bpm = segments[ptidx]
+        return True, {"timeposOut": t, "measureposOut": int(qn // 4), "beatposOut": qn % 4, "bpmOut": bpm,
+                      "timesig_numOut": 4, "timesig_denomOut": 4, "lineartempoOut": False}
+
     def api_GetSetProjectInfo(self, project, desc, value, is_set):
         if is_set:
             raise SimError("the simulator does not set project info")
@@ -956,6 +968,13 @@ class ReaperSim:
         if setNewValue:
             env.info[parmname] = stringNeedBig
         return True, {"stringNeedBig": env.info.get(parmname, "0")}
+
+    def api_GetEnvelopeStateChunk(self, env, strNeedBig, strNeedBig_sz, isundoOptional):
+        if env is None:
+            return False, {"strNeedBig": ""}
+        lines = [f"<PARMENV {env.param} 0 1 0.5", "ACT 1 -1", f"VIS {env.info.get('VISIBLE', '0')} 1 1"]
+        lines += [f"PT {pt.time!r} {pt.value!r} {pt.shape}" + (" 0 1" if pt.selected else "") for pt in env.points]
+        return True, {"strNeedBig": "\n".join(lines + [">"])[:strNeedBig_sz - 1]}
 
     def api_CountEnvelopePoints(self, envelope):
         return len(envelope.points) if envelope else 0

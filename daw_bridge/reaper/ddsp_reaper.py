@@ -191,6 +191,37 @@ def load_state(item) -> dict:
     return state if isinstance(state, dict) else {}
 
 
+def tempo_fingerprint() -> str:
+    """The tempo map, in a few API calls."""
+    markers = [RPR_GetTempoTimeSigMarker(0, i, 0.0, 0, 0.0, 0.0, 0, 0, False)[2:]
+               for i in range(RPR_CountTempoTimeSigMarkers(0))]
+    return repr(markers)
+
+
+def lanes_fingerprint(track) -> str:
+    """Every point of the track's six lanes, in six API calls (the envelopes' state chunks)."""
+    fx = Lanes.find(track)
+    if fx < 0:
+        return "none"
+    chunks = []
+    for k in range(6):
+        envelope = RPR_GetFXEnvelope(track, fx, k, False)
+        chunks.append(RPR_GetEnvelopeStateChunk(envelope, "", 4 * 1024 * 1024, False)[2] if valid(envelope) else "")
+    return hashlib.sha1("\n".join(chunks).encode()).hexdigest()
+
+
+def item_fingerprint(item, take, state_text: str, lanes: str, tempo: str, rate: int) -> str:
+    """Changes whenever the item's render request may have changed (its notes, place, take offset and rate,
+    preset, the project rate, the tempo map, the lanes of its track, what it remembers); a dozen API calls, where
+    building the request costs about ten per note."""
+    track = RPR_GetMediaItem_Track(item)
+    parts = [RPR_MIDI_GetHash(take, True, "", 64)[3], repr(item_span(item)),
+             repr(RPR_GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")),
+             repr(RPR_GetMediaItemTakeInfo_Value(take, "D_PLAYRATE")), track_preset(track), str(rate), lanes, tempo,
+             hashlib.sha1(state_text.encode()).hexdigest()]
+    return "|".join(parts)
+
+
 # ---------------------------------------------------------------------------------------------------- notes
 
 def read_notes(take, position: float, length: float) -> list[dict]:
@@ -774,7 +805,9 @@ class Follower(Runner):
         self.last_scan = -1e9
         self.last_full = -1e9
         self.last_beat = -1e9
-        self.pending: dict[str, tuple[str, float, object]] = {}  # guid -> (signature, since, item)
+        self.pending: dict[str, tuple[str, float, ClipRequest, int]] = {}  # guid -> (signature, since, request,
+        # the project's state change count when the request was read)
+        self.prints: dict[str, str] = {}  # guid -> item_fingerprint at its last full check
         self.jobs: dict[str, RenderJob] = {}  # guid -> the latest job started
         self.warned: dict[str, str] = {}  # guid -> last message shown (not repeated)
 
@@ -801,21 +834,34 @@ class Follower(Runner):
             RPR_SetExtState(SECTION, "follow", "", False)
 
     def _scan(self, now: float) -> None:
+        """After a project change (or every `full_scan_interval` s): fingerprint every rendered item cheaply, and
+        rebuild the request only of those whose fingerprint changed."""
         project = current_project()
         count = RPR_GetProjectStateChangeCount(0)
         if project != self.project:
-            self.project, self.pending, self.jobs = project, {}, {}
+            self.project, self.pending, self.jobs, self.prints = project, {}, {}, {}
         elif count == self.state_count and now - self.last_full < float(self.config["full_scan_interval"]):
             return
         self.state_count, self.last_full = count, now
+        tempo, rate = tempo_fingerprint(), project_sample_rate()
         for track in tracks():
             if is_render_track(track):
                 continue
+            lanes = None
             for item in track_items(track):
-                state = load_state(item)
-                if not state.get("sig") or midi_take(item) is None:
+                take = midi_take(item)
+                text = item_string(item, ITEM_STATE) if take is not None else ""
+                if not text:
                     continue
-                self._check(item, state, now)
+                lanes = lanes if lanes is not None else lanes_fingerprint(track)
+                guid = item_string(item, "GUID")
+                fingerprint = item_fingerprint(item, take, text, lanes, tempo, rate)
+                if self.prints.get(guid) == fingerprint:
+                    continue
+                self.prints[guid] = fingerprint
+                state = load_state(item)
+                if state.get("sig"):
+                    self._check(item, state, now)
 
     def _check(self, item, state: dict, now: float) -> None:
         guid = item_string(item, "GUID")
@@ -832,24 +878,25 @@ class Follower(Runner):
         if request.signature == state["sig"]:
             self.pending.pop(guid, None)
         elif guid not in self.pending or self.pending[guid][0] != request.signature:
-            self.pending[guid] = (request.signature, now, item)
+            self.pending[guid] = (request.signature, now, request, self.state_count)
 
     def _start_due(self, now: float) -> None:
         if not self.engine.ready:
             return
-        for guid, (signature, since, item) in list(self.pending.items()):
+        for guid, (signature, since, request, count) in list(self.pending.items()):
             if now - since < float(self.config["debounce"]):
                 continue
             del self.pending[guid]
-            if not RPR_ValidatePtr2(0, item, "MediaItem*"):
-                continue
-            try:
-                request = ClipRequest(item, self.config)
-            except Skip:
-                continue
-            if request.signature != signature:
-                self.pending[guid] = (request.signature, now, item)
-                continue
+            if count != RPR_GetProjectStateChangeCount(0):  # something changed since: read it again
+                if not RPR_ValidatePtr2(0, request.item, "MediaItem*"):
+                    continue
+                try:
+                    request = ClipRequest(request.item, self.config)
+                except Skip:
+                    continue
+                if request.signature != signature:
+                    self.pending[guid] = (request.signature, now, request, RPR_GetProjectStateChangeCount(0))
+                    continue
             job = RenderJob(request)
             job.submit(self.engine)
             self.jobs[guid] = job
