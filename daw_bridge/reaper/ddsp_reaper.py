@@ -206,7 +206,7 @@ def lanes_fingerprint(track) -> str:
     chunks = []
     for k in range(6):
         envelope = RPR_GetFXEnvelope(track, fx, k, False)
-        chunks.append(RPR_GetEnvelopeStateChunk(envelope, "", 4 * 1024 * 1024, False)[2] if valid(envelope) else "")
+        chunks.append(RPR_GetEnvelopeStateChunk(envelope, "", 1024 * 1024, False)[2] if valid(envelope) else "")
     return hashlib.sha1("\n".join(chunks).encode()).hexdigest()
 
 
