@@ -11,7 +11,7 @@ from daw_bridge import protocol as p
 from daw_bridge.install import InstallError, install_reaper_files
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = sorted((ROOT / "daw_bridge" / "reaper").glob("*.py"))
+SCRIPTS = sorted(path for path in (ROOT / "daw_bridge" / "reaper").glob("*.py") if path.name != "__init__.py")
 
 
 def rpr_calls(path: Path):
