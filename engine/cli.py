@@ -179,6 +179,7 @@ def cmd_serve(args) -> None:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), filename=args.log_file,
                         format="%(asctime)s %(levelname)s %(message)s")
     config = ServiceConfig(host=args.host, port=args.port, render_dir=args.render_dir, workers=args.workers,
+                           threads=args.threads,
                            queue_size=args.queue_size, keep_hours=args.keep_hours, cache_mb=args.cache_mb,
                            incremental=not args.no_incremental,
                            preload=tuple(n for n in (args.preload or "").split(",") if n))
@@ -271,9 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--render-dir", help="folder the engine owns for rendered files "
                                             "(default ~/.cache/ddsp-engine/renders)")
     serve.add_argument("--workers", type=int, default=1, help="renders at once (default 1)")
+    serve.add_argument("--threads", type=int, default=1, help="torch threads per render (default 1: leaves the "
+                                                             "other cores to the DAW)")
     serve.add_argument("--queue-size", type=int, default=16, help="renders waiting at most (default 16)")
     serve.add_argument("--keep-hours", type=float, default=72.0, help="delete renders older than this (default 72)")
-    serve.add_argument("--cache-mb", type=int, default=512, help="memory for incremental re-render state (default 512)")
+    serve.add_argument("--cache-mb", type=int, default=256, help="memory for incremental re-render state (default 256)")
     serve.add_argument("--no-incremental", action="store_true", help="always render in full")
     serve.add_argument("--preload", metavar="NAME,NAME", help="presets to load at start-up")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

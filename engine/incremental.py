@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -73,6 +73,7 @@ class Rendered:
     controls: dict[str, tuple[float, ...]]  # note id -> six controls used
     rerendered: list[str]  # ids of the notes whose audio was (re)made
     mode: str  # "full" or "incremental"
+    changed: tuple[int, int] | None = None  # incremental: the samples [start, stop) that differ from the last render
 
     @property
     def duration(self) -> float:
@@ -112,6 +113,7 @@ def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_
         raise ValueError("voices differ from the cached render")  # cannot happen for the same notes
     n_samples = cached.mix.shape[0]
     rerendered: list[str] = []
+    changed_from, changed_to = n_samples, 0
     for notes, state in zip(voices, cached.voices):
         controls = resolve_controls(notes, preset)
         changed = (controls != state.controls).any(1).nonzero().flatten().tolist()
@@ -120,7 +122,7 @@ def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_
         patch = regenerate(preset, state, controls, changed)
         start, stop = _changed_samples(state.params, patch, sample_rate, n_samples)
         state.controls = controls
-        cached.controls.update({n.id: tuple(float(x) for x in row) for n, row in zip(notes, controls)})
+        cached.controls.update({notes[i].id: tuple(controls[i].tolist()) for i in changed})
         if start >= stop:
             continue
         gate = _gate(state.notes, start, stop, sample_rate)
@@ -129,9 +131,11 @@ def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_
         new = synthesize(state.params, sample_rate, stop - start, seed=state.seed, start=start).numpy()
         wet = preset.reverb.get_signal((new - old) * gate, sample_rate)[:n_samples - start]
         cached.mix[start:start + wet.shape[0]] += wet
+        changed_from, changed_to = min(changed_from, start), max(changed_to, start + wet.shape[0])
         t0, t1 = start / sample_rate, stop / sample_rate
         rerendered.extend(n.id for n in state.notes if n.onset < t1 and n.offset > t0)
-    return Rendered(cached.mix, sample_rate, cached.controls, rerendered, "incremental")
+    return Rendered(cached.mix, sample_rate, cached.controls, rerendered, "incremental",
+                    (changed_from, changed_to) if changed_to > changed_from else (0, 0))
 
 
 @dataclass
@@ -143,22 +147,32 @@ class Patch:
 
 
 def regenerate(preset: Preset, state: VoiceState, controls: torch.Tensor, changed: list[int]) -> Patch:
-    """New parameters of a voice whose notes `changed` got new controls, as a patch over the cached ones."""
+    """New parameters of a voice whose notes `changed` got new controls, as a patch over the cached ones.
+
+    A window of notes is generated, first moved `shift` whole seconds earlier (a whole number of frames) so its cost
+    does not grow with its position in the clip, then in place (moving can round a note boundary differently); it is
+    used only if, with the old controls, it reproduces the cached frames inside the window exactly, and the new
+    controls change nothing at the window's edges."""
     n_frames = state.params.n_frames
     generate = preset.synthesis.generate
-    for context in WINDOW_CONTEXTS:
+    for context, moved in [(c, m) for c in WINDOW_CONTEXTS for m in (True, False)]:
         lo, hi = max(0, changed[0] - context), min(len(state.notes), changed[-1] + context + 1)
         if lo == 0 and hi == len(state.notes):
             break
-        notes = state.notes[lo:hi]
-        frames = n_frames if hi == len(state.notes) else min(n_frames, sounding_frames(notes[-1], n_frames)[1] + 2)
-        first = 0 if lo == 0 else sounding_frames(notes[1], n_frames)[0]
-        last = n_frames if hi == len(state.notes) else sounding_frames(notes[-1], n_frames)[0]
+        shift = float(max(0, math.floor(state.notes[lo].onset) - 1)) if moved else 0.0
+        if moved and not shift:
+            continue
+        offset = int(shift) * FRAME_RATE
+        notes = [replace(n, onset=n.onset - shift, offset=n.offset - shift) for n in state.notes[lo:hi]]
+        last_note = sounding_frames(state.notes[hi - 1], n_frames)
+        frames = n_frames - offset if hi == len(state.notes) else min(n_frames, last_note[1] + 2) - offset
+        first = 0 if lo == 0 else sounding_frames(state.notes[lo + 1], n_frames)[0]
+        last = n_frames if hi == len(state.notes) else last_note[0]
         with torch.no_grad():
-            old = generate(notes, state.controls[lo:hi], frames).frames(first, last)
+            old = generate(notes, state.controls[lo:hi], frames).frames(first - offset, last - offset)
             if not _equal(old, state.params.frames(first, last)):
-                continue  # the generator looks beyond the window
-            new = generate(notes, controls[lo:hi], frames).frames(first, last)
+                continue  # the generator looks beyond the window (or at absolute time)
+            new = generate(notes, controls[lo:hi], frames).frames(first - offset, last - offset)
         span = _diff_span(old, new)
         if span is None:
             return Patch(first, first, new.frames(0, 0))

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import threading
@@ -46,12 +47,13 @@ class ServiceConfig:
     port: int = p.DEFAULT_PORT
     render_dir: Path | None = None  # default: default_render_dir()
     workers: int = 1
+    threads: int = 1  # torch threads for all renders together (a loaded machine slows down a lot with more)
     queue_size: int = 16  # queued renders (not counting running ones)
     max_uploads: int = 64  # uploads open at once
     upload_timeout: float = 30.0  # seconds without a new chunk before an upload expires
     result_ttl: float = 600.0  # seconds a finished request stays answerable (status, fetch)
     keep_hours: float = 72.0  # renders older than this are deleted
-    cache_mb: int = 512  # incremental-render state kept across clips
+    cache_mb: int = 256  # incremental-render state kept across clips (a 3-minute 2-voice clip at 48 kHz: ~80 MB)
     incremental: bool = True
     preload: tuple[str, ...] = ()
 
@@ -91,6 +93,7 @@ class Service:
         self.engine_id = secrets.token_hex(4)
         self.cache = RenderCache(self.config.cache_mb * 2 ** 20, self.config.incremental)
         self.presets: dict[str, Preset] = {}
+        self.last_files: dict[str, tuple[Path, tuple | None]] = {}  # clip id -> (last file, its _signature)
         self.loading: dict[str, list[tuple[tuple[str, int], int]]] = {}  # preset -> (client, req) waiting
         self._preset_lock = threading.Lock()
         self.requests: dict[tuple[tuple[str, int], int], RequestState] = {}
@@ -115,6 +118,9 @@ class Service:
     def start(self) -> "Service":
         (self.render_dir / TMP_DIR).mkdir(parents=True, exist_ok=True)
         self._clean_renders(startup=True)
+        import torch
+
+        torch.set_num_threads(max(1, self.config.threads))
         for name in self.config.preload:
             self._preset(name)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -433,10 +439,6 @@ class Service:
             return preset
 
     def _worker(self) -> None:
-        if self.config.workers > 1:  # share the cores between the workers
-            import torch
-
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.config.workers))
         while True:
             with self.lock:
                 while not self.queue and not self.stopping.is_set():
@@ -469,8 +471,13 @@ class Service:
                 self._check_cancel(job)
                 rendered = self.cache.render(job.clip_id, job.clip, preset, header["sample_rate"], header["seed"],
                                              header["length"] or None, progress=lambda d, t: self._progress(job, d, t))
-                self._check_cancel(job)
-                path = self._write(job, rendered)
+                try:
+                    self._check_cancel(job)
+                    path = self._write(job, rendered)
+                except BaseException:  # the cached render must stay the one in the clip's last file
+                    self.cache.forget(job.clip_id)
+                    self.last_files.pop(job.clip_id, None)
+                    raise
         except Cancelled:
             with self.lock:
                 reason = job.cancel_reason or p.CANCELLED
@@ -528,12 +535,16 @@ class Service:
         final = self.render_dir / name
         temporary = self.render_dir / TMP_DIR / f"{self.engine_id}-{secrets.token_hex(4)}-{name}"
         bits = "float" if final.suffix == ".wav" else "24"
+        previous, signature = self.last_files.get(job.clip_id, (None, None))
         try:
-            write_audio(temporary, rendered.audio, rendered.sample_rate, bits)
+            if not (rendered.changed and previous and final.suffix == ".wav" and _signature(previous) == signature
+                    and _patch_wav(previous, temporary, rendered.audio, *rendered.changed)):
+                write_audio(temporary, rendered.audio, rendered.sample_rate, bits)
             os.replace(temporary, final)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
+        self.last_files[job.clip_id] = (final, _signature(final))
         return final
 
     def _clean_renders(self, startup: bool = False) -> None:
@@ -551,6 +562,50 @@ class Service:
                 continue
         if removed:
             log.info("removed %d old render file(s)", removed)
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(size, modification time) of a file, None if it is gone: tells whether someone changed it since."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+def _patch_wav(previous: Path, target: Path, audio, start: int, stop: int) -> bool:
+    """Write `target` as a copy of the float32 WAV `previous` with samples [start, stop) replaced from `audio`: the
+    same bytes as writing `audio` in full when `previous` holds the last render, at the cost of a file copy. False
+    (nothing written) when `previous` is not a mono float32 WAV of audio's length."""
+    import struct
+
+    import numpy as np
+
+    try:
+        with open(previous, "rb") as handle:
+            head = handle.read(4096)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        position, data_at, is_float = 12, None, False
+        while position + 8 <= len(head):
+            chunk, size = head[position:position + 4], struct.unpack_from("<I", head, position + 4)[0]
+            if chunk == b"fmt ":
+                fmt, channels, _, _, _, bits = struct.unpack_from("<HHIIHH", head, position + 8)
+                is_float = fmt == 3 and channels == 1 and bits == 32
+            if chunk == b"data":
+                data_at = position + 8 if size == audio.shape[0] * 4 else None
+                break
+            position += 8 + size + (size & 1)
+        if not is_float or data_at is None or previous.stat().st_size < data_at + audio.shape[0] * 4:
+            return False
+        shutil.copyfile(previous, target)
+        with open(target, "r+b") as handle:
+            handle.seek(data_at + 4 * start)
+            handle.write(np.ascontiguousarray(audio[start:stop], dtype="<f4").tobytes())
+        return True
+    except OSError:
+        target.unlink(missing_ok=True)
+        return False
 
 
 HANDLERS = {
