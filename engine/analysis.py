@@ -175,7 +175,7 @@ def _stft_power(audio: np.ndarray, sample_rate: int, n_frames: int, n_fft: int) 
     return np.abs(np.fft.rfft(frames, axis=1)) ** 2, float((window ** 2).sum())
 
 
-def _smooth_frames(x: np.ndarray, width: int) -> np.ndarray:
+def smooth_frames(x: np.ndarray, width: int) -> np.ndarray:
     """Triangular moving average over axis 0 (edges renormalised). x: (F, ...) -> same shape."""
     if width <= 1:
         return x
@@ -202,7 +202,7 @@ def noise_magnitudes(residual: np.ndarray, sample_rate: int, n_frames: int, max_
     interpolates with (centres at b * max_hz / (n_bands - 1)), then m = sqrt(3 * variance)."""
     n_fft = _pow2(NOISE_WINDOW_SECONDS, sample_rate)
     power, window_power = _stft_power(residual, sample_rate, n_frames, n_fft)
-    variance = _smooth_frames(power / window_power, NOISE_SMOOTH_FRAMES)
+    variance = smooth_frames(power / window_power, NOISE_SMOOTH_FRAMES)
     bins_hz = np.arange(power.shape[1]) * sample_rate / n_fft
     spacing = max_hz / (n_bands - 1)
     centres = np.arange(n_bands) * spacing

@@ -152,7 +152,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_dataset(args) -> None:
-    from .dataset import build_recordings_dataset, build_soundfont_dataset, coverage_report
+    from .dataset import build_soundfont_dataset, coverage_report
+    from .recordings import build_recordings_dataset
 
     if bool(args.instrument) == bool(args.recordings):
         raise CliError("pass either --instrument NAME (soundfont renders) or --recordings DIR (your audio)")

@@ -1,9 +1,7 @@
 """Dataset builder: analysis on exactly known signals, a tiny soundfont dataset rendered by real FluidSynth, the
 recordings mode on WAVs rendered here (with and without a MIDI file), and bad input."""
-import json
 import math
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,13 +9,13 @@ import soundfile as sf
 import torch
 
 from engine import analysis
-from engine.dataset import (DatasetError, build_recordings_dataset, build_soundfont_dataset, find_soundfont,
-                            load_dataset, load_piece, melody_key, notes_from_array, piece_params,
-                            render_performance, select_chorales)
+from engine.dataset import (DatasetError, build_soundfont_dataset, find_soundfont, load_dataset, load_piece,
+                            melody_key, notes_from_array, piece_params, render_performance, select_chorales)
 from engine.dsp import FilteredNoise, synthesize
 from engine.expression import extract_controls
 from engine.params import FRAME_RATE, SynthParams, normalize_harmonics
 from engine.performance import get_instrument, perform
+from engine.recordings import build_recordings_dataset
 
 SR = 16000
 # engine.dsp.synthesize of the targets vs the real audio (spectral convergence, 4 FFT sizes). Measured on the
