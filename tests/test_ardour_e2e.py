@@ -123,6 +123,17 @@ close_session()
 """
 
 
+ACTION = r"""
+-- the editor action as Ardour's script manager loads it: its descriptor, parameters and factory
+local info
+function ardour(t) info = t end
+dofile(arg[1])
+assert(info.type == "EditorAction" and type(factory) == "function" and type(action_params) == "function")
+local params = action_params()
+print(string.format("action\t%s\t%s\t%s", info.name, params.preset and "preset" or "", params.seed and "seed" or ""))
+"""
+
+
 def run_lua(env, tmp, name, source, *args, timeout=120):
     script = tmp / f"{name}.lua"
     script.write_text(source)
@@ -308,3 +319,10 @@ def test_an_edited_lane_value_rerenders_that_note_only(ardour, rendered, tmp_pat
     assert energy[onset:offset + round(0.3 * rate)].sum() >= 0.99 * energy.sum()  # the note and its reverb tail
     loudness = np.sqrt(np.mean(after[onset:offset] ** 2)) / np.sqrt(np.mean(before[onset:offset] ** 2))
     assert loudness < 0.5  # volume 0.76 -> 0.3 is a drop of about 28 dB
+
+
+def test_the_editor_action_loads_in_ardour(ardour):
+    action = ardour["lib"].parent / "ddsp_render.lua"
+    assert run_lua(ardour["env"], ardour["tmp"], "action", ACTION, action) == \
+        ["action\tDDSP Render MIDI Regions\tpreset\tseed"]
+    assert f'local DDSP_DIR = "{ardour["lib"]}"' in action.read_text()

@@ -4,9 +4,9 @@ ardour {
 	category    = "Utility",
 	license     = "Apache-2.0",
 	author      = "daw-ddsp",
-	description = [[The six note-expression controls of the DDSP engine as automatable parameters, one value per
-note (0..1). The render action writes the engine's choice here; edit a lane and render again to change that note.
-Passes MIDI and audio through untouched.]]
+	description = "The six note-expression controls of the DDSP engine as automatable parameters, one value per "
+		.. "note (0..1). The render action writes the engine's choice here; edit a lane and render again to change "
+		.. "that note. Passes MIDI and audio through untouched."
 }
 
 function dsp_ioconfig ()

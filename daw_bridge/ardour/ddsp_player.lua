@@ -4,8 +4,8 @@ ardour {
 	category    = "Utility",
 	license     = "Apache-2.0",
 	author      = "daw-ddsp",
-	description = [[Plays the samples the DDSP render action hands over in shared memory, while Ardour bounces them
-into a region of the companion audio track. Added and removed by the action: not for use by hand.]]
+	description = "Plays the samples the DDSP render action hands over in shared memory while Ardour bounces them "
+		.. "into a region of the companion audio track. Added and removed by the action: not for use by hand."
 }
 
 -- Shared memory: int 0 armed (1) or not, int 1 read position, int 2 length, floats from 3 on the samples.

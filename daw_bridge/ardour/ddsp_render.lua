@@ -3,10 +3,10 @@ ardour {
 	name        = "DDSP Render MIDI Regions",
 	license     = "Apache-2.0",
 	author      = "daw-ddsp",
-	description = [[Render the selected MIDI regions with the DDSP engine (python -m engine serve). The audio lands
-on the audio track "<track> DDSP" at each region's position, replacing the previous render; the six note-expression
-controls land as automation on the "DDSP Expression" plugin of the MIDI track. Edit a lane and run this again to
-re-render the notes you changed.]]
+	description = "Render the selected MIDI regions with the DDSP engine (python -m engine serve). The audio lands "
+		.. "on the audio track '<track> DDSP' at each region's position, replacing the previous render; the six "
+		.. "note-expression controls land as automation on the 'DDSP Expression' plugin of the MIDI track. Edit a "
+		.. "lane and run this again to re-render the notes you changed."
 }
 
 function action_params ()
