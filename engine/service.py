@@ -7,6 +7,7 @@ request, however malformed, stops the service: each gets an error reply and is f
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
@@ -107,7 +108,7 @@ class Service:
         self.started = time.monotonic()
         self._send_lock = threading.Lock()
         self._seq = 0
-        self._last_clean = 0.0
+        self._last_clean = self._last_housekeeping = 0.0
 
     # ------------------------------------------------------------------------------------------------ life cycle
 
@@ -117,7 +118,7 @@ class Service:
 
     def start(self) -> "Service":
         (self.render_dir / TMP_DIR).mkdir(parents=True, exist_ok=True)
-        self._clean_renders(startup=True)
+        self._clean_renders()
         import torch
 
         torch.set_num_threads(max(1, self.config.threads))
@@ -196,7 +197,11 @@ class Service:
                 self._error(client, item.req, p.INTERNAL, f"internal error: {error}")
 
     def _housekeeping(self) -> None:
+        """Once a second: expire stalled uploads and old results; every 10 minutes: delete old renders."""
         now = time.monotonic()
+        if now - self._last_housekeeping < 1.0:
+            return
+        self._last_housekeeping = now
         with self.lock:
             for key, state in list(self.requests.items()):
                 age = now - state.updated
@@ -461,6 +466,7 @@ class Service:
             finally:
                 with self.lock:
                     self.running.discard(job)
+                _release_memory()
 
     def _run(self, job: Job) -> None:
         state, header = job.state, job.state.header
@@ -547,7 +553,7 @@ class Service:
         self.last_files[job.clip_id] = (final, _signature(final))
         return final
 
-    def _clean_renders(self, startup: bool = False) -> None:
+    def _clean_renders(self) -> None:
         """Delete renders older than keep_hours and temporary files left by a killed engine."""
         self._last_clean = time.monotonic()
         now = time.time()
@@ -562,6 +568,14 @@ class Service:
                 continue
         if removed:
             log.info("removed %d old render file(s)", removed)
+
+
+def _release_memory() -> None:
+    """Give the heap's free pages back to the system after a render (glibc keeps them otherwise)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 def _signature(path: Path) -> tuple[int, int] | None:
