@@ -43,8 +43,8 @@ def engine_arguments(parser: argparse.ArgumentParser) -> None:
 def send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="MIDI file")
     parser.add_argument("--preset", default="parametric", help="preset name (default parametric)")
-    parser.add_argument("--track", type=int, help="only this MIDI track (index); default: every pitched track, "
-                                                  "each rendered as its own clip")
+    parser.add_argument("--track", type=int, help="only this track (its index, as in the note ids t<index>n<i>); "
+                                                  "default: every pitched track, each rendered as its own clip")
     parser.add_argument("--clip-id", help="stable id of the clip (default: the file name; tracks add #t<index>); "
                                           "a re-send with changed controls re-renders incrementally")
     parser.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
