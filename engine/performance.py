@@ -5,6 +5,9 @@ A piece is one voice of a Bach chorale from music21's bundled corpus, transposed
 - tempo 56-100 bpm per piece, +-8 % per phrase (phrases end at fermatas), fermatas held 1.3-2x, breaths after them;
 - articulation per phrase (legato / normal / detached), varied per note;
 - level: a dynamic per phrase (ppp..ff) with an arc over the phrase and accents, carried by velocity + CC7;
+- tone colour per phrase: FluidSynth's filter (dark low-pass, the soundfont's own, or a bright resonance), set once
+  per channel at time 0: each phrase has its own pair of MIDI channels and its notes alternate between the two, so
+  no filter, CC7, CC11 or bend change ever lands on a voice that still sounds (FluidSynth clicks on filter changes);
 - a CC11 envelope per note, piecewise linear in dB with its peak anywhere in the note (steady, swell, decay,
   crescendo, or a dramatic swell from near silence);
 - pitch-bend vibrato per note (none on about a quarter of the notes, else 0.02-0.4 semitone extent at 4.5-7 Hz,
@@ -30,6 +33,7 @@ TAIL_SECONDS = 0.6
 MIN_NOTE_SECONDS = 0.06
 GEN_FILTER_FC, GEN_FILTER_Q = 8, 9  # SoundFont generator numbers
 DEFAULT_FILTER_FC_CENTS = 13500.0  # SoundFont default initialFilterFc (filter open)
+PHRASE_CHANNELS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 10), (11, 12), (13, 14))
 
 
 @dataclass(frozen=True)
@@ -126,30 +130,35 @@ class Performance:
     bend: np.ndarray  # (F,) semitones of pitch bend asked for at each frame (held through rests)
     duration: float  # seconds of audio to render (last offset + release tail)
     events: list[tuple[int, int, list[int]]] = field(default_factory=list)  # (tick, order, raw MIDI bytes)
-    bend_spans: list[tuple[float, int, int]] = field(default_factory=list)  # per note: onset s, first frame, frames
+    bend_spans: list[tuple[float, int, int, int]] = field(default_factory=list)  # onset s, first frame, frames, channel
+    channel_filters: dict[int, tuple[float, float]] = field(default_factory=dict)  # channel -> (Fc cents, Q cB)
     transpose: int = 0
 
     def write_midi(self, path: str | Path, program: int, bend_correction: np.ndarray | None = None) -> None:
-        """A type-0 MIDI file at 120 bpm, 1000 ticks per beat (0.5 ms a tick), the performance on channel 0.
+        """A type-0 MIDI file at 120 bpm, 1000 ticks per beat (0.5 ms a tick).
 
+        Every channel is set up at time 0 (program, bend range, its filter); nothing about a channel's filter
+        changes while notes sound (a filter change under a sounding voice clicks in FluidSynth).
         bend_correction: (F,) semitones added to the bend while each note sounds (to cancel a soundfont's own
         pitch wobble); the notes and `f0` stay what the performance asks for."""
         import mido
 
         bend = self.bend if bend_correction is None else self.bend + bend_correction
         events = list(self.events)
-        for onset, first, n in self.bend_spans:
+        for onset, first, n, channel in self.bend_spans:
             values = _bend_values(bend[first:first + n])
-            events += _curve_events(onset, n, values, lambda v: [0xE0, int(v) & 0x7F, int(v) >> 7], 2)
+            events += _curve_events(onset, n, values, lambda v, c=channel: [0xE0 | c, int(v) & 0x7F, int(v) >> 7], 2)
         midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_SECOND // 2)
         track = mido.MidiTrack()
         midi.tracks.append(track)
         track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
-        setup = [[0xC0, program], [0xB0, 101, 0], [0xB0, 100, 0], [0xB0, 6, int(BEND_RANGE_SEMITONES)],
-                 [0xB0, 38, 0], [0xB0, 101, 127], [0xB0, 100, 127], [0xB0, 7, 127], [0xB0, 11, 127],
-                 [0xE0, 0, 64]]
-        for raw in setup:
-            track.append(mido.Message.from_bytes(raw, time=0))
+        for channel, (cutoff_cents, resonance_cb) in sorted(self.channel_filters.items()):
+            cc = 0xB0 | channel
+            setup = [[0xC0 | channel, program], [cc, 101, 0], [cc, 100, 0], [cc, 6, int(BEND_RANGE_SEMITONES)],
+                     [cc, 38, 0], [cc, 101, 127], [cc, 100, 127], [cc, 7, 127], [cc, 11, 127], [0xE0 | channel, 0, 64]]
+            setup += _nrpn(channel, GEN_FILTER_FC, cutoff_cents / 2.0) + _nrpn(channel, GEN_FILTER_Q, resonance_cb)
+            for raw in setup:
+                track.append(mido.Message.from_bytes(raw, time=0))
         last = 0
         for tick, _, raw in sorted(events, key=lambda e: (e[0], e[1])):
             track.append(mido.Message.from_bytes(raw, time=tick - last))
@@ -241,8 +250,8 @@ def _db_to_midi(db) -> np.ndarray:
 
 
 def _timbre(rng: np.random.Generator) -> tuple[float | None, float]:
-    """A phrase's tone colour as a FluidSynth filter: (cutoff in harmonics of the note or None for the
-    soundfont's own, resonance in cB). dark 40 %: low-pass at 1.5-10 harmonics; natural 35 %; bright 25 %:
+    """A phrase's tone colour as a FluidSynth filter: (cutoff in harmonics of the phrase's median pitch or None for
+    the soundfont's own, resonance in cB). dark 40 %: low-pass at 1.5-10 harmonics; natural 35 %; bright 25 %:
     resonant low-pass at 8-20 harmonics, 8-20 dB."""
     kind = rng.choice(["dark", "natural", "bright"], p=[0.4, 0.35, 0.25])
     if kind == "dark":
@@ -252,20 +261,20 @@ def _timbre(rng: np.random.Generator) -> tuple[float | None, float]:
     return None, 0.0
 
 
-def _nrpn(generator: int, value: float) -> list[list[int]]:
-    """SoundFont 2.01 NRPN (MSB 120): add `value` (generator units / NRPN scale) to a generator."""
+def _nrpn(channel: int, generator: int, value: float) -> list[list[int]]:
+    """SoundFont 2.01 NRPN (MSB 120): add `value` (in units of the generator's NRPN scale) to a generator."""
     data = int(np.clip(8192 + round(value), 0, 16383))
-    return [[0xB0, 99, 120], [0xB0, 98, generator], [0xB0, 6, data >> 7], [0xB0, 38, data & 0x7F]]
+    cc = 0xB0 | channel
+    return [[cc, 99, 120], [cc, 98, generator], [cc, 6, data >> 7], [cc, 38, data & 0x7F]]
 
 
-def _filter_messages(pitch: float, harmonics: float | None, resonance_cb: float) -> list[list[int]]:
-    """NRPN messages setting the filter cutoff to `harmonics` x the note's fundamental (none: no offset) and the
-    resonance. FluidSynth scales initialFilterFc NRPN data by 2 cents, initialFilterQ by 1 cB."""
-    offset_cents = 0.0
-    if harmonics is not None:
-        cutoff_hz = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0) * harmonics
-        offset_cents = min(0.0, 1200.0 * math.log2(cutoff_hz / 8.176) - DEFAULT_FILTER_FC_CENTS)
-    return _nrpn(GEN_FILTER_FC, offset_cents / 2.0) + _nrpn(GEN_FILTER_Q, resonance_cb)
+def _filter_setting(pitch: float, harmonics: float | None, resonance_cb: float) -> tuple[float, float]:
+    """(initialFilterFc offset in cents, initialFilterQ in cB) for a cutoff at `harmonics` x the pitch's
+    fundamental (None: no offset). FluidSynth scales their NRPN data by 2 cents and 1 cB."""
+    if harmonics is None:
+        return 0.0, resonance_cb
+    cutoff_hz = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0) * harmonics
+    return min(0.0, 1200.0 * math.log2(cutoff_hz / 8.176) - DEFAULT_FILTER_FC_CENTS), resonance_cb
 
 
 def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Generator,
@@ -285,6 +294,14 @@ def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Gen
     phrase_db = {p: rng.uniform(-42.0, 8.0) for p in phrases}  # mean level of a note, dB re full level
     phrase_arc = {p: rng.uniform(-6.0, 10.0) for p in phrases}
     phrase_timbre = {p: _timbre(rng) for p in phrases}
+    # Each phrase plays on its own pair of channels (its filter set once at time 0), its notes alternating between
+    # the two, so no note's CC7/CC11/bend changes the release of the note before it.
+    phrase_pitch = {p: float(np.median([n["pitch"] for n in timed if n["phrase"] == p])) + transpose for p in phrases}
+    channel_filters = {}
+    for p in phrases:
+        setting = _filter_setting(phrase_pitch[p], *phrase_timbre[p])
+        for channel in _phrase_channels(p):
+            channel_filters.setdefault(channel, setting)
     phrase_len = {p: sum(1 for n in timed if n["phrase"] == p) for p in phrases}
     phrase_pos = 0
     for index, item in enumerate(timed):
@@ -310,19 +327,22 @@ def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Gen
         bend_frames[start:first] = bend[0]
         bend_frames[first:first + frames] = bend
         bend_frames[first + frames:] = bend[-1]
-        harmonics, resonance = phrase_timbre[phrase]
-        if harmonics is not None:
-            harmonics *= 2.0 ** rng.normal(0.0, 0.3)
+        channel = _phrase_channels(phrase)[phrase_pos % 2]
         # Controls at the onset tick, before the note-on; then per frame while the note sounds.
-        for raw in _filter_messages(pitch, harmonics, resonance) + [[0xB0, 7, volume]]:
-            events.append((onset_tick, 1, raw))
-        events += _curve_events(onset, frames, _db_to_midi(envelope), lambda v: [0xB0, 11, int(v)], 2)
-        spans.append((onset, first, frames))
-        events.append((onset_tick, 3, [0x90, pitch, velocity]))
-        events.append((offset_tick, 0, [0x80, pitch, 0]))
+        events.append((onset_tick, 1, [0xB0 | channel, 7, volume]))
+        events += _curve_events(onset, frames, _db_to_midi(envelope), lambda v: [0xB0 | channel, 11, int(v)], 2)
+        spans.append((onset, first, frames, channel))
+        events.append((onset_tick, 3, [0x90 | channel, pitch, velocity]))
+        events.append((offset_tick, 0, [0x80 | channel, pitch, 0]))
         notes.append(Note(pitch=pitch, onset=onset, offset=offset, velocity=velocity, id=str(index)))
     f0 = 440.0 * 2.0 ** ((pitch_frames + bend_frames - 69.0) / 12.0)
-    return Performance(notes, f0.astype(np.float32), bend_frames, duration, events, spans, transpose)
+    return Performance(notes, f0.astype(np.float32), bend_frames, duration, events, spans, channel_filters, transpose)
+
+
+def _phrase_channels(phrase: int) -> tuple[int, int]:
+    """The two MIDI channels of a phrase: 7 pairs, skipping the GM drum channel 9; phrases beyond 7 reuse them
+    (and their filter) in turn."""
+    return PHRASE_CHANNELS[phrase % len(PHRASE_CHANNELS)]
 
 
 def _bend_values(semitones: np.ndarray) -> np.ndarray:
