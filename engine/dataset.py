@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from . import analysis
+from .dsp import check_sample_rate, synthesize
 from .expression import extract_controls
 from .notes import CONTROL_NAMES, Note, NoteError
 from .params import FRAME_RATE, SynthParams
@@ -141,8 +142,6 @@ def piece_targets(audio: np.ndarray, prior_f0: np.ndarray, notes: list[Note], sa
     }
     inside = note_frames_mask(stored_notes, n_frames, 0.04, 0.02) & (targets["amplitude"] > 1e-3)
     cents = 1200 * np.log2(targets["f0"][inside] / prior_f0[inside]) if inside.any() else np.zeros(1)
-    from .dsp import synthesize
-
     resynthesis = synthesize(params, sample_rate, n, seed=0).numpy()
     distance = analysis.spectral_distance(audio, resynthesis, sample_rate)
     info = {
@@ -430,8 +429,6 @@ def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, 
                             sample_rate: int = 16000, soundfont: str | None = None, seed: int = 0,
                             max_seconds: float = 20.0, flatten: bool = True, quiet: bool = False) -> dict:
     """Render chorale voices for one GM instrument and analyse them into `out` (see the module docstring)."""
-    from .dsp import check_sample_rate
-
     try:
         spec = get_instrument(instrument)
     except ValueError as error:

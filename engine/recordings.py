@@ -15,6 +15,7 @@ import numpy as np
 from . import analysis
 from .dataset import (FORMAT, LOUD_DB, VERSION, Builder, DatasetError, note_frames_mask, piece_targets,
                       progress_bar, resample)
+from .dsp import check_sample_rate
 from .notes import Note, NoteError
 from .params import FRAME_RATE
 
@@ -200,8 +201,6 @@ def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument
                              seed: int = 0, quiet: bool = False) -> dict:
     """Analyse a folder of monophonic recordings (WAV/FLAC, optional same-named .mid) into a dataset at `out`.
     Held-out pieces are whole recordings (about 15 %, at least one when there are two or more)."""
-    from .dsp import check_sample_rate
-
     check_sample_rate(sample_rate)
     if not instrument_name or not instrument_name.replace("_", "").replace("-", "").isalnum():
         raise DatasetError(f"--instrument-name must be letters, digits, - or _, got {instrument_name!r}")

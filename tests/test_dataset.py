@@ -87,6 +87,12 @@ def test_performance_is_deterministic_and_in_range():
     assert all(violin.low <= n.pitch <= violin.high for n in a.notes)
     assert all(x.offset <= y.onset + 1e-9 for x, y in zip(a.notes, a.notes[1:]))
     assert a.notes[-1].offset <= 10.0
+    # No filter (NRPN) message after time 0, and consecutive notes on different channels: nothing changes under a
+    # sounding voice (FluidSynth clicks when a filter changes there).
+    assert not [raw for _, _, raw in a.events if raw[0] & 0xF0 == 0xB0 and raw[1] in (98, 99, 6, 38)]
+    note_channels = [raw[0] & 0x0F for _, _, raw in sorted(a.events) if raw[0] & 0xF0 == 0x90]
+    assert len(note_channels) == len(a.notes) and all(x != y for x, y in zip(note_channels, note_channels[1:]))
+    assert set(note_channels) <= set(a.channel_filters) and 9 not in a.channel_filters
 
 
 def test_held_out_chorales_are_different_pieces():
