@@ -174,7 +174,7 @@ def fidelity_metrics(preset, test: list[dict], count: int) -> dict:
     results = {}
     chosen = sweep_notes(test, count)
     for c, name in enumerate(CONTROL_NAMES):
-        rs, monotonic = [], []
+        rs, reachable, monotonic = [], [], []
         for note, row in chosen:
             alone = Note(note.pitch, 0.1, 0.1 + note.duration, note.velocity, id="sweep")
             n_frames = frames_for(alone.offset + 0.1)
@@ -187,9 +187,13 @@ def fidelity_metrics(preset, test: list[dict], count: int) -> dict:
                 measured.append(float(extract_controls(params, [alone], clip=False)[0, c]))
             measured = np.array(measured)
             rs.append(float(np.corrcoef(SWEEP, measured)[0, 1]) if measured.std() > 1e-9 else 0.0)
+            reach = (SWEEP >= measured.min() - 1e-3) & (SWEEP <= measured.max() + 1e-3)
+            if reach.sum() >= 3 and measured[reach].std() > 1e-9:
+                reachable.append(float(np.corrcoef(SWEEP[reach], measured[reach])[0, 1]))
             monotonic.append(bool(np.all(np.diff(measured) >= -1e-3)))
         results[name] = {"r_median": round(float(np.median(rs)), 4), "r_min": round(float(np.min(rs)), 4),
-                         "monotonic": round(float(np.mean(monotonic)), 3)} if rs else {}
+                         "monotonic": round(float(np.mean(monotonic)), 3),
+                         "r_min_reachable": round(float(np.min(reachable)), 4) if reachable else None} if rs else {}
     results["notes"] = len(chosen)
     return results
 
@@ -255,20 +259,23 @@ def targets_met(metrics: dict) -> dict:
 def docs_row(name: str, document: dict) -> str:
     m = document["metrics"]
     rec, fid, expr = m["reconstruction"], m["control_fidelity"], m["expression"]
-    r_min = min(fid[n]["r_min"] for n in CONTROL_NAMES if fid.get(n))
-    mono = min(fid[n]["monotonic"] for n in CONTROL_NAMES if fid.get(n))
+    rows = [fid[n] for n in CONTROL_NAMES if fid.get(n)]
+    reach = [r["r_min_reachable"] for r in rows if r.get("r_min_reachable") is not None]
     return (f"| {name} | {document.get('program')} | {rec['spectral_distance_db']:.2f} | "
-            f"{rec['baseline_spectral_distance_db']:.2f} | {100 * rec['improvement_over_baseline']:.0f}% | "
-            f"{rec['f0_error_cents_median']:.1f} | {rec['loudness_error_db_median']:.2f} | {r_min:.3f} | "
-            f"{100 * mono:.0f}% | {expr['mse']:.4f} / {expr['mse_training_mean']:.4f} | "
+            f"{rec['baseline_spectral_distance_db']:.2f} | {rec['targets_resynthesis_spectral_distance_db']:.2f} | "
+            f"{100 * rec['improvement_over_baseline']:.0f}% | {100 * rec['mel_improvement_over_baseline']:.0f}% | "
+            f"{rec['f0_error_cents_median']:.1f} | {rec['loudness_error_db_median']:.2f} | "
+            f"{min(r['r_min'] for r in rows):.3f} ({min(reach) if reach else float('nan'):.3f}) | "
+            f"{100 * min(r['monotonic'] for r in rows):.0f}% | {expr['mse']:.4f} / {expr['mse_training_mean']:.4f} | "
             f"{document.get('training', {}).get('steps', '?')} |")
 
 
 def write_docs_row(docs: Path, name: str, document: dict) -> None:
     """Replace (or add) this preset's row in the metrics table between the markers of docs/presets.md."""
-    header = ("| preset | GM | spectral dist. dB | baseline dB | improvement | f0 err. cents | loudness err. dB | "
-              "fidelity min r | monotonic | expression MSE / mean-predictor | steps |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|")
+    header = ("| preset | GM | spectral dist. dB | baseline dB | targets resynth. dB | improvement | mel improvement | "
+              "f0 err. cents | loudness err. dB | fidelity min r (reachable) | monotonic | "
+              "expression MSE / mean-predictor | steps |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     text = docs.read_text() if docs.exists() else f"# Presets\n\n{TABLE_START}\n{TABLE_END}\n"
     if TABLE_START not in text:
         text += f"\n{TABLE_START}\n{TABLE_END}\n"

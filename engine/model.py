@@ -258,7 +258,7 @@ def frame_owners(notes: Sequence[Note], n_frames: int) -> np.ndarray:
 
 
 def project_controls(params: SynthParams, notes: Sequence[Note], controls: torch.Tensor,
-                     vibrato_rate_hz: float = 5.5) -> SynthParams:
+                     vibrato_rate_hz: float = 5.5, couple_noise: bool = True) -> SynthParams:
     """Make `params` carry `controls` (n, 6) per note as engine.expression.extract_controls measures them.
 
     Works note by note on the measured frames; the note's other frames (just before / after) take the correction
@@ -285,7 +285,8 @@ def project_controls(params: SynthParams, notes: Sequence[Note], controls: torch
         correction[a:b] = projected - amp_db[a:b]
         correction[before], correction[after] = correction[a], correction[b - 1]
         new_amp_db[mine] = amp_db[mine] + correction[mine]
-        noise_db[mine] += correction[mine, None]  # the noise follows the loudness
+        if couple_noise:
+            noise_db[mine] += correction[mine, None]  # the noise follows the loudness
         # vibrato
         hz = midi_to_hz(float(note.pitch))
         deviation = 12.0 * np.log2(np.maximum(f0[a:b], 1e-6) / hz)
@@ -333,6 +334,16 @@ def raw_to_params(out: dict[str, torch.Tensor], notes: Sequence[Note], n_frames:
     return SynthParams(f0, amplitude, normalize_harmonics(harmonics, f0, max_hz) * on[:, None], noise, max_hz)
 
 
+def reachable_inputs(notes: Sequence[Note], controls: torch.Tensor, max_hz: float) -> torch.Tensor:
+    """Controls as the network sees them: brightness clamped to what the note can reach (centroid between 1 and
+    its number of harmonics below max_hz), so asking beyond reach changes nothing rather than something else."""
+    controls = controls.clone()
+    for i, note in enumerate(notes):
+        audible = max(1, math.ceil(max_hz / midi_to_hz(float(note.pitch))) - 1)
+        controls[i, 4] = controls[i, 4].clamp(1.0 / 12.0, audible / 12.0)
+    return controls
+
+
 class NeuralSynthesis:
     """SynthesisGenerator of a neural preset: SynthesisNet + control projection."""
 
@@ -345,7 +356,7 @@ class NeuralSynthesis:
     def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
         if not notes:
             return SynthParams.silence(n_frames, max_hz=self.max_hz)
-        features = synthesis_features(notes, controls, n_frames)
+        features = synthesis_features(notes, reachable_inputs(notes, controls, self.max_hz), n_frames)
         with torch.no_grad():
             out = decode(self.net(features[None])[0])
         params = raw_to_params(out, notes, n_frames, self.max_hz)
