@@ -144,14 +144,28 @@ def _peak_shape(n: int, peak: float) -> np.ndarray:
     return _zscore(-np.abs(position - min(peak, (n - 1) / n)))
 
 
+def warp_peak(x: np.ndarray, peak: float) -> np.ndarray:
+    """Stretch a curve (n,) piecewise-linearly in time so its maximum lands at frame round(peak * n), keeping the
+    shape of the rise and of the fall."""
+    n = x.shape[0]
+    old, new = int(np.argmax(x)), min(int(round(peak * n)), n - 1)
+    if old == new:
+        return x
+    j = np.arange(n, dtype=np.float64)
+    before = j * old / new if new > 0 else j
+    after = old + (j - new) * (n - 1 - old) / (n - 1 - new) if new < n - 1 else j
+    return np.interp(np.where(j <= new, before, after), np.arange(n), x)
+
+
 def project_amplitude(amp_db: np.ndarray, volume: float, fluctuation: float, peak: float) -> np.ndarray:
     """A note's amplitude dB curve (n,) -> same shape with mean (volume - 1) * 60, std fluctuation * 24 and its
-    loudest frame at `peak` (within one frame or 2 %): the network's curve blended with the parametric envelope
-    by the least weight that puts the peak there."""
+    loudest frame at `peak` (within one frame or 2 %): the network's curve, time-warped to move its peak there
+    (blended with the parametric envelope if that is not enough, e.g. a flat curve)."""
     n = amp_db.shape[0]
     mean_db, std_db = (volume - VOLUME_OFFSET) * 60.0, fluctuation * 60.0 / 2.5
     z = _zscore(amp_db)
     if n > 1:
+        z = _zscore(warp_peak(z, peak))
         tri = _peak_shape(n, peak)
         for beta in (0.0, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0):
             blended = _zscore((1 - beta) * z + beta * tri)
@@ -160,7 +174,7 @@ def project_amplitude(amp_db: np.ndarray, volume: float, fluctuation: float, pea
                 break
     # The measure floors at -80 dB: iterate mean and spread so the floored curve reads the targets.
     mean, scale = mean_db, std_db
-    for _ in range(10):
+    for _ in range(60):
         floored = np.maximum(mean + scale * z, DB_FLOOR)
         if floored.std() <= 1e-9 or abs(floored.mean() - mean_db) + abs(floored.std() - std_db) < 1e-4:
             break
