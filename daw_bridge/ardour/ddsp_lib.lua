@@ -145,10 +145,10 @@ function M.expression_plugin (route, create)
 	if not create then return nil end
 	local proc = ARDOUR.LuaAPI.new_luaproc (Session, M.EXPRESSION)
 	if proc:isnil () then
-		error ("the '" .. M.EXPRESSION .. "' Lua DSP script is not installed (python -m daw_bridge install ardour)")
+		error ("the '" .. M.EXPRESSION .. "' Lua DSP script is not installed (python -m daw_bridge install ardour)", 0)
 	end
 	if route:add_processor_by_index (proc, 0, nil, true) ~= 0 then
-		error ("could not add the '" .. M.EXPRESSION .. "' plugin to track " .. route:name ())
+		error ("could not add the '" .. M.EXPRESSION .. "' plugin to track " .. route:name (), 0)
 	end
 	return proc
 end
@@ -300,7 +300,7 @@ function M.companion_track (route, create)
 	local order = route:presentation_info_ptr ():order () + 1
 	local list = Session:new_audio_track (1, 2, nil, 1, name, order, ARDOUR.TrackMode.Normal, true)
 	for t in list:iter () do return t:to_track () end
-	error ("could not create the audio track " .. name)
+	error ("could not create the audio track " .. name, 0)
 end
 
 local function read_raw (path, n, into)
@@ -308,7 +308,7 @@ local function read_raw (path, n, into)
 	local f = assert (io.open (path, "rb"))
 	local data = f:read ("a")
 	f:close ()
-	if #data ~= 4 * n then error (string.format ("%s holds %d bytes, expected %d", path, #data, 4 * n)) end
+	if #data ~= 4 * n then error (string.format ("%s holds %d bytes, expected %d", path, #data, 4 * n), 0) end
 	local block = 256
 	local fmt = "<" .. string.rep ("f", block)
 	local pos, i = 1, 0
@@ -327,15 +327,15 @@ function M.place_audio (track, raw, n, position, name)
 	-- Bounce n samples of `raw` into a new region of `track` (not yet on its playlist). The player plugin is
 	-- added first in the chain of the deactivated track (so the realtime thread never runs it), fed through its
 	-- shared memory, used as the bounce end point, and removed again.
-	if Session:transport_rolling () then error ("stop the transport first") end
+	if Session:transport_rolling () then error ("stop the transport first", 0) end
 	local player = ARDOUR.LuaAPI.new_luaproc (Session, M.PLAYER)
 	if player:isnil () then
-		error ("the '" .. M.PLAYER .. "' Lua DSP script is not installed (python -m daw_bridge install ardour)")
+		error ("the '" .. M.PLAYER .. "' Lua DSP script is not installed (python -m daw_bridge install ardour)", 0)
 	end
 	track:set_active (false, nil)
 	ARDOUR.LuaAPI.wait_for_process_callback (2, 1000)
 	local ok, result = pcall (function ()
-		if track:add_processor_by_index (player, 0, nil, true) ~= 0 then error ("could not add the player") end
+		if track:add_processor_by_index (player, 0, nil, true) ~= 0 then error ("could not add the player", 0) end
 		local shm = player:to_insert ():plugin (0):to_luaproc ():shmem ()
 		shm:allocate (3 + n)
 		shm:clear ()
@@ -346,8 +346,8 @@ function M.place_audio (track, raw, n, position, name)
 		local region = track:bounce_range (position, position + n, ARDOUR.InterThreadInfo (), player, true, name)
 		local played = shm:atomic_get_int (1)
 		shm:atomic_set_int (0, 0)
-		if region:isnil () then error ("the bounce failed") end
-		if played < n then error (string.format ("the player played %d of %d samples", played, n)) end
+		if region:isnil () then error ("the bounce failed", 0) end
+		if played < n then error (string.format ("the player played %d of %d samples", played, n), 0) end
 		return region
 	end)
 	track:remove_processor (player, nil, true)
@@ -382,19 +382,19 @@ end
 function M.render_region (config, region)
 	-- Returns a summary table {name, notes, from_lanes, mode, rerendered, replaced, warnings}; raises on error.
 	local midi = region:to_midiregion ()
-	if midi:isnil () then error (region:name () .. " is not a MIDI region") end
+	if midi:isnil () then error (region:name () .. " is not a MIDI region", 0) end
 	local track = M.track_of (region)
-	if not track then error (region:name () .. " is on no track") end
+	if not track then error (region:name () .. " is on no track", 0) end
 	local span = M.region_span (region)
 	local notes = M.region_notes (region, span)
-	if #notes == 0 then error (region:name () .. " holds no notes") end
+	if #notes == 0 then error (region:name () .. " holds no notes", 0) end
 	local proc = M.expression_plugin (track, true)
 	local from_lanes = M.lane_controls (proc, notes, span)
 
 	local reply = M.call_helper (config, M.request_text (config, region, notes, span))
 	if reply.error then
 		os.remove (reply.raw)
-		error (region:name () .. ": " .. reply.error)
+		error (region:name () .. ": " .. reply.error, 0)
 	end
 	local audio_track = M.companion_track (track, true)
 	local ok, new_region = pcall (M.place_audio, audio_track, reply.audio, reply.samples, span.pos, M.render_name (region))
