@@ -301,8 +301,9 @@ def write_preset(config: TrainConfig, meta: dict, synthesis: SynthesisNet, expre
     n_params = sum(p.numel() for p in synthesis.parameters()) + sum(p.numel() for p in expression.parameters())
     document = {
         "name": out.name, "kind": "neural", "version": VERSION, "instrument": config.instrument,
-        "description": f"Neural {config.instrument} trained on {meta.get('soundfont', meta.get('source', '?'))} "
-                       f"renders (GM program {meta.get('program')})",
+        "description": f"Neural {config.instrument} trained on "
+                       f"{Path(str(meta.get('soundfont') or meta.get('source', '?'))).name} renders "
+                       f"(GM program {meta.get('program')})",
         "program": meta.get("program"), "pitch_range": meta.get("pitch_range"),
         "max_hz": float(meta["max_hz"]), "training_sample_rate": meta.get("sample_rate"),
         "frame_rate": FRAME_RATE, "weights": WEIGHTS_FILE, "parameters": n_params,
