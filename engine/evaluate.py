@@ -11,7 +11,8 @@ reverb) at the dataset's sample rate with noise seed 0, gated like engine.render
   over the measured note frames where the real audio is above -60 dBFS.
 - control fidelity: on held-out notes of >= 0.6 s (alone, 0.1 s from the start), each control set to 0, 0.1 .. 1
   with the other five at the note's true values; the control re-extracted from the generated parameters. Per note
-  Pearson r and monotonicity (non-decreasing within 1e-3); reported as median and minimum r, share monotonic.
+  Pearson r and monotonicity (non-decreasing within 1e-3); reported as median and minimum r, share monotonic, and
+  the minimum r over the reachable part of each sweep (set values within the range the note can read back).
 - expression: MSE of predicted vs true controls over the held-out notes, against predicting the training mean.
 """
 from __future__ import annotations
