@@ -31,7 +31,7 @@ system-deps:
 demo: setup
 	$(PY) -m engine render examples/bach_bwv66_6.mid -o $(OUT)/demo.wav --stems $(OUT)/demo-stems
 	$(PY) -m engine inspect examples/bach_bwv66_6.mid --plot $(OUT)/demo.png
-	@echo "demo: listen to $(OUT)/demo.wav; controls plotted in $(OUT)/demo.png"
+	@echo "demo: listen to $(OUT)/demo.wav (flute/oboe/clarinet/bassoon presets); controls plotted in $(OUT)/demo.png"
 
 test: setup system-deps
 	$(PY) -m pytest -q

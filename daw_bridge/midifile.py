@@ -10,9 +10,9 @@ class MidiError(ValueError):
     pass
 
 
-def read_tracks(path: str | Path) -> list[tuple[int, list[dict]]]:
-    """(track index, notes) per non-drum instrument with notes; notes are {id, pitch, onset, offset, velocity} in
-    seconds, sorted by onset."""
+def read_midi_tracks(path: str | Path) -> list[dict]:
+    """One entry per non-drum instrument with notes: {index, name, program, notes}; notes are
+    {id, pitch, onset, offset, velocity} in seconds, sorted by (onset, pitch)."""
     import pretty_midi
 
     try:
@@ -26,9 +26,15 @@ def read_tracks(path: str | Path) -> list[tuple[int, list[dict]]]:
         if instrument.is_drum or not instrument.notes:
             continue
         ordered = sorted(instrument.notes, key=lambda n: (n.start, n.pitch, n.end))
-        tracks.append((index, [{"id": f"t{index}n{i}", "pitch": int(n.pitch), "onset": round(float(n.start), 9),
-                                "offset": round(float(n.end), 9), "velocity": int(n.velocity)}
-                               for i, n in enumerate(ordered)]))
+        notes = [{"id": f"t{index}n{i}", "pitch": int(n.pitch), "onset": round(float(n.start), 9),
+                  "offset": round(float(n.end), 9), "velocity": int(n.velocity)} for i, n in enumerate(ordered)]
+        tracks.append({"index": index, "name": instrument.name.strip() or f"track {index}",
+                       "program": int(instrument.program), "notes": notes})
     if not tracks:
-        raise MidiError(f"{path} has no pitched notes")
+        raise MidiError(f"MIDI file {path} has no pitched notes")
     return tracks
+
+
+def read_tracks(path: str | Path) -> list[tuple[int, list[dict]]]:
+    """(track index, notes) per non-drum instrument with notes (see `read_midi_tracks`)."""
+    return [(track["index"], track["notes"]) for track in read_midi_tracks(path)]

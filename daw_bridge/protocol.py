@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, Tuple
 
 from .osc import Message, OSCError, decode_packet, encode_message
 
@@ -69,7 +69,7 @@ RENDER, NOTES, STATUS, FETCH, CANCEL = "/ddsp/render", "/ddsp/notes", "/ddsp/sta
 ACK, QUEUED, PROGRESS, DONE = "/ddsp/ack", "/ddsp/queued", "/ddsp/progress", "/ddsp/done"
 CONTROLS, WARNING, ERROR = "/ddsp/controls", "/ddsp/warning", "/ddsp/error"
 
-Fields = tuple[tuple[str, str], ...]
+Fields = Tuple[Tuple[str, str], ...]  # typing.Tuple: this module also runs in older embedded Pythons
 CONTROL_FIELDS: Fields = tuple((name, "f") for name in CONTROL_NAMES)
 NOTE_RECORD: Fields = (("id", "s"), ("pitch", "i"), ("onset", "d"), ("offset", "d"), ("velocity", "i")) + CONTROL_FIELDS
 CONTROL_RECORD: Fields = (("id", "s"), ("rerendered", "i")) + CONTROL_FIELDS

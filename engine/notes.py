@@ -187,27 +187,13 @@ def _fix_self_overlaps(notes: list[Note], repair: bool, repairs: list[str]) -> l
 
 
 def clips_from_midi(path: str | Path, repair: bool = True) -> list[Clip]:
-    """One clip per non-drum MIDI instrument (track/program), times in seconds through the file's tempo map."""
-    import pretty_midi
+    """One clip per non-drum MIDI instrument (track/program), times in seconds through the file's tempo map.
+    Read by daw_bridge.midifile, so the DAW bridge and the engine name the same notes the same way."""
+    from daw_bridge.midifile import MidiError, read_midi_tracks
 
     try:
-        midi = pretty_midi.PrettyMIDI(str(path))
-    except FileNotFoundError:
-        raise NoteError(f"no such MIDI file: {path}") from None
-    except Exception as error:  # pretty_midi/mido raise many types on corrupt files
-        raise NoteError(f"cannot read MIDI file {path}: {error}") from None
-    clips = []
-    for track_index, instrument in enumerate(midi.instruments):
-        if instrument.is_drum or not instrument.notes:
-            continue
-        ordered = sorted(instrument.notes, key=lambda n: (n.start, n.pitch, n.end))
-        notes = [
-            Note(pitch=n.pitch, onset=round(n.start, 9), offset=round(n.end, 9), velocity=n.velocity,
-                 id=f"t{track_index}n{i}")
-            for i, n in enumerate(ordered)
-        ]
-        name = instrument.name.strip() or f"track {track_index}"
-        clips.append(Clip(notes, name=name, program=instrument.program).checked(repair=repair))
-    if not clips:
-        raise NoteError(f"MIDI file {path} has no pitched notes")
-    return clips
+        tracks = read_midi_tracks(path)
+    except MidiError as error:
+        raise NoteError(str(error)) from None
+    return [Clip.from_data(track["notes"], name=track["name"], program=track["program"], repair=repair)
+            for track in tracks]

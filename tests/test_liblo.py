@@ -82,7 +82,10 @@ def test_liblo_round_trip_ping_render_fetch_and_errors(tmp_path):
             dump.wait_for(r'/ddsp/error iss 0 "bad_arguments" "/ddsp/ping: req must be an integer')
             oscsend(engine, "/ddsp/render", "issiiidisi", 9, "c", "nope", 44100, 1, 1, 0.0, 0, "", reply)
             dump.wait_for(r'/ddsp/error iss 9 "unknown_preset"')
-            oscsend(engine, "/ddsp/status", "ii", 8, reply)
+            oscsend(engine, "/ddsp/status", "ii", 8, reply)  # a finished request answers with its /ddsp/done again
+            deadline = time.monotonic() + 20
+            while len([x for x in dump.lines() if x.startswith("/ddsp/done")]) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert len([x for x in dump.lines() if x.startswith("/ddsp/done")]) == 2
     finally:
         dump.close()
