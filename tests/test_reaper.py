@@ -289,7 +289,7 @@ def test_scripts_start_the_engine_when_configured(tmp_path):
     item = sim.add_midi_item(sim.add_track("Pad"), 0, 2, [(0, 1, 57, 100)])
     sim.select_only(item)
     context = session.start(RENDER)
-    process = context["_ddsp_tick"].__self__.engine.process
+    engine = context["_ddsp_tick"].__self__.engine  # it starts its process later, from the tick loop
     try:
         sim.run_until(timeout=120)
         assert not sim.errors
@@ -297,6 +297,7 @@ def test_scripts_start_the_engine_when_configured(tmp_path):
         assert "starting the engine" in console and "the engine is up" in console and "rendered 'Pad'" in console
         assert len(session.render_items("Pad")) == 1
     finally:
+        process = engine.process
         if process is not None:
             process.terminate()
             try:
