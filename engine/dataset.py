@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import torch
 from . import analysis
 from .dsp import check_sample_rate, synthesize
 from .expression import extract_controls
+from .files import write_atomic, write_json_atomic
 from .notes import CONTROL_NAMES, Note, NoteError
 from .params import FRAME_RATE, SynthParams
 from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform
@@ -321,14 +321,12 @@ class Builder:
 
     def write(self, piece_id: str, arrays: dict[str, np.ndarray], info: dict) -> None:
         pieces = self.out / "pieces"
-        fd, tmp = tempfile.mkstemp(prefix=f".{piece_id}.", suffix=".npz.part", dir=pieces)
-        try:
-            with os.fdopen(fd, "wb") as handle:
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as handle:  # a file object: np.savez would append ".npz" to a name
                 np.savez(handle, **arrays)
-            os.replace(tmp, pieces / f"{piece_id}.npz")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        write_atomic(pieces / f"{piece_id}.npz", save, suffix=".npz.part")
         write_json_atomic(pieces / f"{piece_id}.json", info)
 
     def finish(self, meta: dict, infos: dict[str, dict]) -> dict:
@@ -348,17 +346,6 @@ class Builder:
         (self.out / "coverage.txt").write_text(report + "\n")
         write_json_atomic(self.out / "meta.json", meta)
         return meta
-
-
-def write_json_atomic(path: Path, document: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def coverage(controls: np.ndarray) -> dict:

@@ -18,13 +18,12 @@ reverb) at the dataset's sample rate with noise seed 0, gated like engine.render
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .files import write_text_atomic
 from .expression import extract_controls
 from .notes import CONTROL_NAMES, Note
 from .params import FRAME_RATE, frames_for
@@ -217,7 +216,7 @@ def evaluate(name: str, data: str | None = None, fidelity_notes: int = 12, max_p
              docs: Path | None = DOCS_TABLE) -> dict:
     """Compute all metrics for preset `name` and write them into its preset.json (and the docs table)."""
     from .presets import find_preset, load_preset
-    from .render import write_json_atomic
+    from .files import write_json_atomic
 
     path = find_preset(name)
     preset = load_preset(str(path))
@@ -286,8 +285,4 @@ def write_docs_row(docs: Path, name: str, document: dict) -> None:
             if line.startswith("| ") and not line.startswith("| preset")}
     rows[name] = docs_row(name, document)
     table = "\n".join([header] + [rows[k] for k in sorted(rows)])
-    docs.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".presets.", suffix=".part", dir=docs.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}")
-    os.replace(tmp, docs)
+    write_text_atomic(docs, f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}")

@@ -410,17 +410,11 @@ class NeuralExpression:
 # -------------------------------------------------------------------------------------------------- weights
 def save_weights(path: str | Path, synthesis: SynthesisNet, expression: ExpressionNet) -> None:
     """Both networks with their configs, float32, written atomically."""
-    import os
-    import tempfile
+    from .files import write_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"synthesis": {"config": synthesis.config, "state": synthesis.state_dict()},
              "expression": {"config": expression.config, "state": expression.state_dict()}}
-    fd, tmp = tempfile.mkstemp(prefix=".weights.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_networks(path: str | Path) -> tuple[SynthesisNet, ExpressionNet]:

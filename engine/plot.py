@@ -1,10 +1,9 @@
 """Piano roll with the six expression control lanes under it (matplotlib, no display needed)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from .files import write_atomic
 from .notes import CONTROL_NAMES
 
 
@@ -34,14 +33,7 @@ def plot_clip(lanes: list, path: str | Path, title: str = "") -> Path:
         axes[row + 1].set_ylabel(name.replace("_", "\n"), fontsize="small")
     axes[-1].set_xlabel("seconds")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        return write_atomic(path, lambda tmp: figure.savefig(tmp, dpi=80, format="png"), suffix=".png")
     finally:
         plt.close(figure)
-        Path(tmp).unlink(missing_ok=True)
-    return path

@@ -7,8 +7,6 @@ never smear a note outside its bounds. Reverb is applied per preset to the sum o
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 
 from .dsp import check_sample_rate, synthesize
+from .files import write_atomic
 from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
 from .params import SynthParams, frames_for
 from .presets import Preset
@@ -147,16 +146,8 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bits: str
     if bits not in SUBTYPES or (fmt == "FLAC" and bits == "float"):
         raise ValueError(f"bit depth {bits!r} is not available for {fmt} (use 16, 24{' or float' if fmt == 'WAV' else ''})")
     data = audio if bits == "float" else np.clip(audio, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, data, sample_rate, subtype=SUBTYPES[bits], format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda tmp: sf.write(tmp, data, sample_rate, subtype=SUBTYPES[bits], format=fmt),
+                        suffix=path.suffix + ".part")
 
 
 def expression_document(clips: Sequence[Clip], controls: dict[str, tuple[float, ...]]) -> dict:
@@ -200,11 +191,3 @@ def read_expression(path: str | Path, clips: Sequence[Clip]) -> list[Clip]:
         controls[note.id] = values
     return [clip.with_controls(controls) for clip in clips]
 
-
-def write_json_atomic(path: str | Path, document: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=1)
-    os.replace(tmp, path)

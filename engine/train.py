@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import write_atomic
 from .expression import extract_controls, to_db
 from .model import (WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
                     masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
@@ -197,18 +196,6 @@ class TrainConfig:
     threads: int = 1
 
 
-def _write_atomic(path: Path, save) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train both generators and write the preset folder; -> summary (steps, losses, seconds)."""
     from tqdm import tqdm
@@ -250,7 +237,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         state = {"synthesis": synthesis.state_dict(), "expression": expression.state_dict(),
                  "opt_s": opt_s.state_dict(), "opt_e": opt_e.state_dict(), "step": step, "seconds": seconds,
                  "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": asdict(config)}
-        _write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
+        write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
 
     losses: dict[str, float] = {}
     e_loss = torch.zeros(())
@@ -314,7 +301,7 @@ def write_preset(config: TrainConfig, meta: dict, synthesis: SynthesisNet, expre
                      "train_minutes": round(frames / FRAME_RATE / 60.0, 2), "steps": step,
                      "cpu_seconds": round(seconds, 1), "config": asdict(config)},
     }
-    from .render import write_json_atomic
+    from .files import write_json_atomic
 
     write_json_atomic(out / "preset.json", document)
 
