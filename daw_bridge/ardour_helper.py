@@ -30,7 +30,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import numpy as np
 from . import protocol as p
 from .cli import command, engine_arguments
 from .client import EngineClient, EngineError
+from .files import write_atomic
 
 MAGIC = "ddsp-ardour-request"
 VERSION = "1"
@@ -123,15 +123,7 @@ def fit_audio(path: str, sample_rate: int, samples: int) -> np.ndarray:
 
 def write_raw(path: str, audio: np.ndarray) -> None:
     """Little-endian float32, written atomically (the Lua side only ever sees a complete file)."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(audio.astype("<f4").tobytes())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: Path(tmp).write_bytes(audio.astype("<f4").tobytes()))
 
 
 def engine_answers(host: str, port: int, wait: float = 2.0) -> bool:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from . import protocol as p
 from .client import EngineClient, EngineError
+from .files import write_atomic, write_json_atomic
 from .midifile import MidiError, read_tracks
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {}
@@ -105,7 +104,7 @@ def cmd_send(args: argparse.Namespace) -> None:
         path = str(_write_output([r.path for _, r in results], args.output))
     controls = {i: dict(zip(p.CONTROL_NAMES, c)) for _, r in results for i, c in r.controls.items()}
     if args.controls:
-        _write_json_atomic(args.controls, controls)
+        write_json_atomic(args.controls, controls)
     if args.json:
         print(json.dumps({"path": path, "controls": controls, "tracks": [
             {"track": index, "path": r.path, "duration": r.duration, "sample_rate": r.sample_rate, "mode": r.mode,
@@ -150,36 +149,20 @@ def _read_json(path: str) -> dict:
 
 def _write_output(sources: list[str], target: str) -> Path:
     """One render: copy it to `target`; several: their sum, padded to the longest (float WAV). Atomic."""
-    target_path = Path(target)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target_path.stem}.", suffix=".part", dir=target_path.parent)
-    os.close(fd)
-    try:
-        if len(sources) == 1:
-            shutil.copyfile(sources[0], tmp)
-        else:
-            import numpy as np
-            import soundfile as sf
+    if len(sources) == 1:
+        return write_atomic(target, lambda tmp: shutil.copyfile(sources[0], tmp))
 
-            parts = [sf.read(source, dtype="float32") for source in sources]
-            mix = np.zeros(max(len(audio) for audio, _ in parts), dtype=np.float32)
-            for audio, _ in parts:
-                mix[:len(audio)] += audio
-            sf.write(tmp, mix, parts[0][1], subtype="FLOAT", format="WAV")
-        os.replace(tmp, target_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target_path
+    def mix(tmp: str) -> None:
+        import numpy as np
+        import soundfile as sf
 
+        parts = [sf.read(source, dtype="float32") for source in sources]
+        total = np.zeros(max(len(audio) for audio, _ in parts), dtype=np.float32)
+        for audio, _ in parts:
+            total[:len(audio)] += audio
+        sf.write(tmp, total, parts[0][1], subtype="FLOAT", format="WAV")
 
-def _write_json_atomic(path: str, document: dict) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".part", dir=target.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=1)
-    os.replace(tmp, target)
+    return write_atomic(target, mix)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from .files import write_atomic
+
 PACKAGE = Path(__file__).resolve().parent  # the installed daw_bridge package
 PROTOCOL_MODULES = ("osc.py", "protocol.py")  # what DAW scripts import from daw_bridge: standard library only
 
@@ -221,11 +223,7 @@ def install_reaper_files(resource: Path, engine_python: str | None, host: str = 
         replace_folder(folder, target)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    effects.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{REAPER_JSFX}.", suffix=".part", dir=effects)
-    os.close(fd)
-    shutil.copyfile(REAPER_SOURCE / REAPER_JSFX, tmp)
-    os.replace(tmp, effects / REAPER_JSFX)
+    write_atomic(effects / REAPER_JSFX, lambda tmp: shutil.copyfile(REAPER_SOURCE / REAPER_JSFX, tmp))
     return target, effects / REAPER_JSFX, config
 
 
@@ -322,10 +320,7 @@ def install_ardour_files(config_dir: Path, settings: dict) -> Path:
             if ARDOUR_DIR_LINE not in text:
                 raise InstallError(f"{name} lacks the line {ARDOUR_DIR_LINE!r}")
             text = text.replace(ARDOUR_DIR_LINE, f"local DDSP_DIR = {lua_string(library)}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=scripts)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, scripts / name)
+        write_atomic(scripts / name, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
     return scripts
 
 

@@ -59,7 +59,7 @@ def load_clips(path: str, expression: str | None = None) -> list[Clip]:
 def cmd_render(args) -> None:
     from tqdm import tqdm
 
-    from .files import write_json_atomic
+    from daw_bridge.files import write_json_atomic
     from .render import expression_document, render_clips, write_audio
 
     clips = load_clips(args.input, args.expression)

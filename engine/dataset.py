@@ -36,7 +36,7 @@ import torch
 from . import analysis
 from .dsp import check_sample_rate, synthesize
 from .expression import extract_controls
-from .files import write_atomic, write_json_atomic
+from daw_bridge.files import write_atomic, write_json_atomic
 from .notes import CONTROL_NAMES, Note, NoteError
 from .params import FRAME_RATE, SynthParams
 from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform

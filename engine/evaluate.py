@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import write_text_atomic
+from daw_bridge.files import write_text_atomic
 from .expression import extract_controls
 from .notes import CONTROL_NAMES, Note
 from .params import FRAME_RATE, frames_for
@@ -216,7 +216,7 @@ def evaluate(name: str, data: str | None = None, fidelity_notes: int = 12, max_p
              docs: Path | None = DOCS_TABLE) -> dict:
     """Compute all metrics for preset `name` and write them into its preset.json (and the docs table)."""
     from .presets import find_preset, load_preset
-    from .files import write_json_atomic
+    from daw_bridge.files import write_json_atomic
 
     path = find_preset(name)
     preset = load_preset(str(path))

@@ -410,7 +410,7 @@ class NeuralExpression:
 # -------------------------------------------------------------------------------------------------- weights
 def save_weights(path: str | Path, synthesis: SynthesisNet, expression: ExpressionNet) -> None:
     """Both networks with their configs, float32, written atomically."""
-    from .files import write_atomic
+    from daw_bridge.files import write_atomic
 
     state = {"synthesis": {"config": synthesis.config, "state": synthesis.state_dict()},
              "expression": {"config": expression.config, "state": expression.state_dict()}}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .files import write_atomic
+from daw_bridge.files import write_atomic
 from .notes import CONTROL_NAMES
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .dsp import check_sample_rate, synthesize
-from .files import write_atomic
+from daw_bridge.files import write_atomic
 from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
 from .params import SynthParams, frames_for
 from .presets import Preset

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import write_atomic
+from daw_bridge.files import write_atomic
 from .expression import extract_controls, to_db
 from .model import (WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
                     masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
@@ -301,7 +301,7 @@ def write_preset(config: TrainConfig, meta: dict, synthesis: SynthesisNet, expre
                      "train_minutes": round(frames / FRAME_RATE / 60.0, 2), "steps": step,
                      "cpu_seconds": round(seconds, 1), "config": asdict(config)},
     }
-    from .files import write_json_atomic
+    from daw_bridge.files import write_json_atomic
 
     write_json_atomic(out / "preset.json", document)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.files import write_json_atomic
+from daw_bridge.files import write_json_atomic
 from engine.notes import Clip, NoteError
 from engine.render import expression_document, note_gate, read_expression, render_clip, render_clips, write_audio
 

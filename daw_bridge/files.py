@@ -1,4 +1,5 @@
-"""Files others see are always complete: write to a temporary file in the same folder, then rename it into place."""
+"""Files others see are always complete: write to a temporary file in the same folder, then rename it into place.
+Standard library only: the engine and the DAW bridge both use it."""
 from __future__ import annotations
 
 import json
