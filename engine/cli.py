@@ -117,7 +117,7 @@ def cmd_inspect(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .train import TrainConfig, TrainError, train
+    from .training.train import TrainConfig, TrainError, train
 
     config = TrainConfig(instrument=args.instrument, data=args.data or f"data/{args.instrument}",
                          out=args.out or f"presets/{args.instrument}", steps=args.steps, batch=args.batch,
@@ -136,8 +136,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import DOCS_TABLE, evaluate
-    from .train import TrainError
+    from .training.evaluate import DOCS_TABLE, evaluate
+    from .training.train import TrainError
 
     docs = None if args.no_docs else Path(args.docs or DOCS_TABLE)
     try:
@@ -153,8 +153,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_dataset(args) -> None:
-    from .dataset import build_soundfont_dataset, coverage_report
-    from .recordings import build_recordings_dataset
+    from .training.dataset import build_soundfont_dataset, coverage_report
+    from .training.recordings import build_recordings_dataset
 
     if bool(args.instrument) == bool(args.recordings):
         raise CliError("pass either --instrument NAME (soundfont renders) or --recordings DIR (your audio)")

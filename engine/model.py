@@ -2,7 +2,7 @@
 
 - `SynthesisNet`: per-frame conditioning (notes + six controls) -> a dilated Conv1d stack at 250 frames/s -> per
   frame: f0 deviation in cents from the note pitch, amplitude in dB, harmonic distribution (log-softmax over the
-  audible harmonics), 65 noise band magnitudes in dB. Trained by regression on analysis targets (engine.train).
+  audible harmonics), 65 noise band magnitudes in dB. Trained by regression on analysis targets (engine.training.train).
 - `ExpressionNet`: per-note features (pitch, duration, velocity, neighbours) -> Bi-GRU over the note sequence ->
   six controls in [0, 1].
 - `project_controls`: a deterministic last layer that makes the frame parameters carry exactly the controls asked
@@ -424,12 +424,3 @@ def load_networks(path: str | Path) -> tuple[SynthesisNet, ExpressionNet]:
     expression = ExpressionNet(**state["expression"]["config"])
     expression.load_state_dict(state["expression"]["state"])
     return synthesis.eval(), expression.eval()
-
-
-def load_neural(path: str | Path, meta: dict):
-    """Preset folder + its preset.json -> (NeuralExpression, NeuralSynthesis, Reverb)."""
-    from .presets import synthetic_reverb
-
-    synthesis, expression = load_networks(Path(path) / meta.get("weights", WEIGHTS_FILE))
-    generator = NeuralSynthesis(synthesis, float(meta["max_hz"]), float(meta.get("vibrato_rate_hz", 5.5)))
-    return NeuralExpression(expression), generator, synthetic_reverb(**meta.get("reverb", {}))

@@ -98,9 +98,7 @@ def _load(path: Path) -> Preset:
                 meta.get("max_hz", 8000.0))
             reverb = synthetic_reverb(**meta.get("reverb", {}))
         elif kind == "neural":
-            from .model import load_neural
-
-            expression, synthesis, reverb = load_neural(path, meta)
+            expression, synthesis, reverb = _load_neural(path, meta)
         else:
             raise PresetError(f"preset {path.name!r}: unknown kind {kind!r}")
     except PresetError:
@@ -108,6 +106,15 @@ def _load(path: Path) -> Preset:
     except Exception as error:
         raise PresetError(f"preset {path.name!r} is broken: {error}") from None
     return Preset(path.name, kind, meta.get("description", ""), expression, synthesis, reverb, meta, path)
+
+
+def _load_neural(path: Path, meta: dict):
+    """Preset folder + its preset.json -> (NeuralExpression, NeuralSynthesis, Reverb)."""
+    from .model import WEIGHTS_FILE, NeuralExpression, NeuralSynthesis, load_networks
+
+    synthesis, expression = load_networks(path / meta.get("weights", WEIGHTS_FILE))
+    generator = NeuralSynthesis(synthesis, float(meta["max_hz"]), float(meta.get("vibrato_rate_hz", 5.5)))
+    return NeuralExpression(expression), generator, synthetic_reverb(**meta.get("reverb", {}))
 
 
 def synthetic_reverb(rt60: float = 1.0, seconds: float = 1.2, wet: float = 0.2, seed: int = 0,

@@ -8,14 +8,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine import analysis
-from engine.dataset import (DatasetError, build_soundfont_dataset, find_soundfont, load_dataset, load_piece,
+from engine.training import analysis
+from engine.training.dataset import (DatasetError, build_soundfont_dataset, find_soundfont, load_dataset, load_piece,
                             melody_key, notes_from_array, piece_params, render_performance, select_chorales)
 from engine.dsp import FilteredNoise, synthesize
 from engine.expression import extract_controls
 from engine.params import FRAME_RATE, SynthParams, normalize_harmonics
-from engine.performance import get_instrument, perform
-from engine.recordings import build_recordings_dataset
+from engine.training.performance import get_instrument, perform
+from engine.training.recordings import build_recordings_dataset
 
 SR = 16000
 # engine.dsp.synthesize of the targets vs the real audio (spectral convergence, 4 FFT sizes). Measured on the
@@ -77,7 +77,7 @@ def test_loudness_of_a_full_scale_sine_is_zero_db():
 def test_performance_is_deterministic_and_in_range():
     from music21 import corpus
 
-    from engine.performance import chorale_voices
+    from engine.training.performance import chorale_voices
 
     voices = chorale_voices(corpus.parse("bach/bwv66.6"))
     violin = get_instrument("violin")
@@ -194,7 +194,7 @@ def recordings(tmp_path_factory):
         pytest.skip("fluidsynth is not installed")
     from music21 import corpus
 
-    from engine.performance import chorale_voices
+    from engine.training.performance import chorale_voices
 
     folder = tmp_path_factory.mktemp("recordings")
     clarinet = get_instrument("clarinet")

@@ -13,7 +13,7 @@ from listening import assert_listenable
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from engine.train import write_synthetic_dataset
+    from engine.training.train import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("neural")
     data = write_synthetic_dataset(root / "data", n_pieces=3, seconds=3.0, seed=3)

@@ -24,28 +24,16 @@ import numpy as np
 import torch
 
 from daw_bridge.files import write_text_atomic
-from .expression import extract_controls
-from .notes import CONTROL_NAMES, Note
-from .params import FRAME_RATE, frames_for
+from ..expression import extract_controls
+from ..notes import CONTROL_NAMES, Note
+from ..params import FRAME_RATE, frames_for
+from .analysis import frame_loudness_db
 from .train import load_dataset, piece_notes
 
 FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
 SWEEP = np.linspace(0.0, 1.0, 11)
-DOCS_TABLE = Path(__file__).resolve().parent.parent / "docs" / "presets.md"
+DOCS_TABLE = Path(__file__).resolve().parents[2] / "docs" / "presets.md"
 TABLE_START, TABLE_END = "<!-- metrics:start -->", "<!-- metrics:end -->"
-
-
-def frame_loudness_db(audio: np.ndarray, sample_rate: int, n_frames: int) -> np.ndarray:
-    """(n_frames,) dBFS of the Hann-windowed RMS around each frame time (window 4 frames), floor -100 dB.
-    A full-scale sine reads about -3 dB."""
-    hop = sample_rate / FRAME_RATE
-    width = int(round(4 * hop))
-    window = np.hanning(width)
-    padded = np.pad(np.asarray(audio, dtype=np.float64), (width // 2, width))
-    starts = np.round(np.arange(n_frames) * hop).astype(np.int64)
-    frames = padded[starts[:, None] + np.arange(width)]
-    power = (frames ** 2 * window).sum(1) / window.sum()
-    return (10 * np.log10(np.maximum(power, 1e-10))).astype(np.float32)
 
 
 def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,8 +83,8 @@ def mel_spectral_distance(a: np.ndarray, b: np.ndarray, sample_rate: int) -> flo
 
 def render_dry(synthesis, notes: list[Note], controls: torch.Tensor, n_frames: int, sample_rate: int,
                n_samples: int) -> tuple[np.ndarray, object]:
-    from .dsp import synthesize
-    from .render import note_gate
+    from ..dsp import synthesize
+    from ..render import note_gate
 
     with torch.no_grad():
         params = synthesis.generate(notes, controls, n_frames)
@@ -105,7 +93,7 @@ def render_dry(synthesis, notes: list[Note], controls: torch.Tensor, n_frames: i
 
 
 def measured_frames(notes: list[Note], n_frames: int) -> np.ndarray:
-    from .expression import note_frames
+    from ..expression import note_frames
 
     mask = np.zeros(n_frames, dtype=bool)
     for note in notes:
@@ -116,8 +104,8 @@ def measured_frames(notes: list[Note], n_frames: int) -> np.ndarray:
 
 def resynthesize_targets(piece: dict, meta: dict, notes: list[Note]) -> np.ndarray:
     """The dataset's own frame targets rendered like a preset: the floor of the spectral distance."""
-    from .dsp import synthesize
-    from .render import note_gate
+    from ..dsp import synthesize
+    from ..render import note_gate
     from .train import piece_params
 
     n, sr = piece["audio"].shape[0], int(meta["sample_rate"])
@@ -215,7 +203,7 @@ def expression_metrics(preset, train: list[dict], test: list[dict]) -> dict:
 def evaluate(name: str, data: str | None = None, fidelity_notes: int = 12, max_pieces: int | None = None,
              docs: Path | None = DOCS_TABLE) -> dict:
     """Compute all metrics for preset `name` and write them into its preset.json (and the docs table)."""
-    from .presets import find_preset, load_preset
+    from ..presets import find_preset, load_preset
     from daw_bridge.files import write_json_atomic
 
     path = find_preset(name)

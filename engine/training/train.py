@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from daw_bridge.files import write_atomic
-from .expression import extract_controls, to_db
-from .model import (WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
+from ..expression import extract_controls, to_db
+from ..model import (WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
                     masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
-from .notes import Note
-from .params import FRAME_RATE, N_HARMONICS, SynthParams
+from ..notes import Note
+from ..params import FRAME_RATE, N_HARMONICS, SynthParams
 
 VERSION = 1
 
@@ -311,10 +311,10 @@ def write_synthetic_dataset(folder: str | Path, n_pieces: int = 6, seconds: floa
                             seed: int = 0, program: int = 73, instrument: str = "synthetic") -> Path:
     """A tiny dataset in the dataset format, made by the parametric instrument (exact targets, no FluidSynth):
     random melodies (pitch 60-76) with random controls, rendered at `sample_rate`. For tests and smoke runs."""
-    from .dsp import synthesize
-    from .evaluate import frame_loudness_db
-    from .render import note_gate
-    from .synthesis import ParametricInstrument
+    from ..dsp import synthesize
+    from .analysis import frame_loudness_db
+    from ..render import note_gate
+    from ..synthesis import ParametricInstrument
 
     folder = Path(folder)
     (folder / "pieces").mkdir(parents=True, exist_ok=True)
@@ -344,7 +344,7 @@ def write_synthetic_dataset(folder: str | Path, n_pieces: int = 6, seconds: floa
         ids.append(piece_id)
     n_test = max(1, n_pieces // 3)
     meta = {"format": "ddsp-dataset", "version": 1, "instrument": instrument, "program": program,
-            "source": "engine.train.write_synthetic_dataset (parametric instrument)", "soundfont": None,
+            "source": "engine.training.train.write_synthetic_dataset (parametric instrument)", "soundfont": None,
             "sample_rate": sample_rate, "max_hz": max_hz, "frame_rate": FRAME_RATE, "pitch_range": [60, 76],
             "splits": {"train": ids[:-n_test], "test": ids[-n_test:]}, "coverage": {}}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))

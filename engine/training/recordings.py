@@ -1,9 +1,9 @@
 """Datasets from the user's own monophonic recordings (`python -m engine dataset --recordings DIR ...`).
 
-Each WAV/FLAC file is one piece. f0: PESTO (engine.analysis.track_pitch), median-filtered, then refined by
-engine.analysis. Voicing: a frame is voiced when most of its energy is harmonic at that f0 (PESTO's own confidence
+Each WAV/FLAC file is one piece. f0: PESTO (engine.training.analysis.track_pitch), median-filtered, then refined by
+engine.training.analysis. Voicing: a frame is voiced when most of its energy is harmonic at that f0 (PESTO's own confidence
 proved unreliable on instrument audio). Notes: from a same-named MIDI file when there is one, else segmented from the
-pitch track and the harmonic amplitude. Targets and controls as for soundfont pieces (engine.dataset.piece_targets).
+pitch track and the harmonic amplitude. Targets and controls as for soundfont pieces (engine.training.dataset.piece_targets).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import numpy as np
 from . import analysis
 from .dataset import (FORMAT, LOUD_DB, VERSION, Builder, DatasetError, note_frames_mask, piece_targets,
                       progress_bar, resample)
-from .dsp import check_sample_rate
-from .notes import Note, NoteError
-from .params import FRAME_RATE
+from ..dsp import check_sample_rate
+from ..notes import Note, NoteError
+from ..params import FRAME_RATE
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -70,7 +70,7 @@ def read_recording(path: Path, sample_rate: int) -> np.ndarray:
 def midi_notes(path: Path, n_seconds: float) -> list[Note]:
     """Notes of a MIDI file (all pitched tracks together) as one monophonic line inside [0, n_seconds): an
     overlapping note is cut at the next onset."""
-    from .notes import clips_from_midi
+    from ..notes import clips_from_midi
 
     notes = sorted((n for clip in clips_from_midi(path) for n in clip.notes), key=lambda n: (n.onset, -n.pitch))
     line: list[Note] = []

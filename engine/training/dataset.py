@@ -1,6 +1,6 @@
 """Training data for neural instrument presets: aligned notes, frame-level synthesis-parameter targets and the six
 controls per note, from real music rendered by FluidSynth (here) or from the user's own monophonic recordings
-(engine.recordings, same format).
+(engine.training.recordings, same format).
 
 Format (a contract with the trainer; see docs/dataset.md):
 - `<out>/meta.json`: format "ddsp-dataset", version 1, instrument, program, source ("soundfont"|"recordings"),
@@ -12,11 +12,11 @@ Format (a contract with the trainer; see docs/dataset.md):
   the audio. `<out>/pieces/<id>.json`: what was measured on that piece. Both written atomically.
 - `<out>/build.json`: the build settings (a resumed build must use the same ones); `<out>/coverage.txt`.
 
-Soundfont pieces: `engine.performance` performs a chorale voice as MIDI; FluidSynth renders it at 48 kHz (dry:
+Soundfont pieces: `engine.training.performance` performs a chorale voice as MIDI; FluidSynth renders it at 48 kHz (dry:
 reverb and chorus off), soxr resamples to the dataset rate, one gain per instrument puts loud notes near -6 dBFS.
-Many soundfont samples were recorded with vibrato: a first render measures that wobble (engine.analysis.refine_f0)
+Many soundfont samples were recorded with vibrato: a first render measures that wobble (engine.training.analysis.refine_f0)
 and the second render cancels it with pitch bend, so a note without performed vibrato is steady. Targets come from
-`engine.analysis.analyze` at the f0 the MIDI asks for, refined to the audio.
+`engine.training.analysis.analyze` at the f0 the MIDI asks for, refined to the audio.
 """
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from . import analysis
-from .dsp import check_sample_rate, synthesize
-from .expression import extract_controls
+from ..dsp import check_sample_rate, synthesize
+from ..expression import extract_controls
 from daw_bridge.files import write_atomic, write_json_atomic
-from .notes import CONTROL_NAMES, Note, NoteError
-from .params import FRAME_RATE, SynthParams
+from ..notes import CONTROL_NAMES, Note, NoteError
+from ..params import FRAME_RATE, SynthParams
 from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform
 
 FORMAT, VERSION = "ddsp-dataset", 1

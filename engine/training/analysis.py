@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS
+from ..params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS
 
 MIN_WINDOW_SECONDS = 0.010  # half-width of the harmonic analysis window, at least one period
 REFINE_HARMONICS = 6
@@ -374,3 +374,16 @@ def track_pitch(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.nda
         take = np.minimum(take, pitch.shape[0] - 1)
         f0[first:last], confidence[first:last] = pitch[take], conf[take]
     return f0, np.clip(confidence, 0.0, 1.0)
+
+
+def frame_loudness_db(audio: np.ndarray, sample_rate: int, n_frames: int) -> np.ndarray:
+    """(n_frames,) dBFS of the Hann-windowed RMS around each frame time (window 4 frames), floor -100 dB.
+    A full-scale sine reads about -3 dB."""
+    hop = sample_rate / FRAME_RATE
+    width = int(round(4 * hop))
+    window = np.hanning(width)
+    padded = np.pad(np.asarray(audio, dtype=np.float64), (width // 2, width))
+    starts = np.round(np.arange(n_frames) * hop).astype(np.int64)
+    frames = padded[starts[:, None] + np.arange(width)]
+    power = (frames ** 2 * window).sum(1) / window.sum()
+    return (10 * np.log10(np.maximum(power, 1e-10))).astype(np.float32)

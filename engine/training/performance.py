@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .notes import Note, NoteError
-from .params import FRAME_RATE
+from ..notes import Note, NoteError
+from ..params import FRAME_RATE
 
 TICKS_PER_SECOND = 2000  # 1000 ticks per beat at 120 bpm: 0.5 ms resolution
 BEND_RANGE_SEMITONES = 2.0
