@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol as p
-from .cli import command, engine_arguments
 from .client import EngineClient, EngineError
+from .commands import command, engine_arguments
 from .files import write_atomic
 
 MAGIC = "ddsp-ardour-request"

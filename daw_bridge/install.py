@@ -3,7 +3,8 @@ with the pure-Python protocol modules it imports (copied from this installed pac
 repository holds them once).
 
 Each DAW adds a self-contained installer to `INSTALLERS` with `@installer(name, help, add_arguments)`; the
-installer returns the text to print. Errors are `InstallError` (one line; the CLI prints `error: ...`).
+installer returns the text to print. Errors are `InstallError` (one line; the CLI prints `error: ...`). This
+module registers the `install` command itself (daw_bridge/commands.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from .commands import command
 from .files import write_atomic
 
 PACKAGE = Path(__file__).resolve().parent  # the installed daw_bridge package
@@ -45,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         daw.set_defaults(install=run)
 
 
+@command("install", "install a DAW's script into the DAW (ableton, ...)", add_arguments)
 def run(args: argparse.Namespace) -> None:
     print(args.install(args))
 
@@ -162,7 +165,7 @@ def install_ableton(args: argparse.Namespace) -> str:
 # ---------------------------------------------------------------------------------------------------- REAPER
 
 REAPER_SOURCE = PACKAGE / "reaper"
-REAPER_MODULE = "ddsp_reaper.py"
+REAPER_PACKAGE = "ddsp_reaper"  # what the actions import: a package, copied whole
 REAPER_JSFX = "ddsp_expression.jsfx"
 
 
@@ -191,13 +194,15 @@ def reaper_arguments(parser: argparse.ArgumentParser) -> None:
 
 def install_reaper_files(resource: Path, engine_python: str | None, host: str = "127.0.0.1",
                          port: int = 9718) -> tuple[Path, Path, dict]:
-    """Copy the action scripts, ddsp_reaper.py and the protocol modules into <resource>/Scripts/ddsp (replaced as a
-    whole) and the JSFX into <resource>/Effects/ddsp; write Scripts/ddsp/ddsp_config.json (the engine's address and,
-    unless `engine_python` is None, the command that starts it; other keys a producer added are kept)."""
+    """Copy the action scripts, the ddsp_reaper package (its *.py) and the protocol modules into
+    <resource>/Scripts/ddsp (replaced as a whole) and the JSFX into <resource>/Effects/ddsp; write
+    Scripts/ddsp/ddsp_config.json (the engine's address and, unless `engine_python` is None, the command that starts
+    it; other keys a producer added are kept)."""
     if not 1 <= port <= 65535:
         raise InstallError(f"--port {port} is outside 1..65535")
     actions = sorted(REAPER_SOURCE.glob("DDSP - *.py"))
-    if not actions or not (REAPER_SOURCE / REAPER_MODULE).is_file():
+    package = sorted((REAPER_SOURCE / REAPER_PACKAGE).glob("*.py"))
+    if not actions or REAPER_SOURCE / REAPER_PACKAGE / "__init__.py" not in package:
         raise InstallError(f"the REAPER scripts are missing from {REAPER_SOURCE}")
     scripts_root, effects = resource / "Scripts", resource / "Effects" / "ddsp"
     target = scripts_root / "ddsp"
@@ -216,9 +221,12 @@ def install_reaper_files(resource: Path, engine_python: str | None, host: str = 
     staged = Path(tempfile.mkdtemp(prefix=".ddsp-new-", dir=scripts_root))
     try:
         folder = staged / "ddsp"
-        vendor_protocol(folder)  # folder/daw_bridge/: what ddsp_reaper.py imports
-        for path in actions + [REAPER_SOURCE / REAPER_MODULE]:
+        vendor_protocol(folder)  # folder/daw_bridge/: what the ddsp_reaper package imports
+        for path in actions:
             shutil.copyfile(path, folder / path.name)
+        (folder / REAPER_PACKAGE).mkdir()
+        for path in package:
+            shutil.copyfile(path, folder / REAPER_PACKAGE / path.name)
         (folder / "ddsp_config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         replace_folder(folder, target)
     finally:

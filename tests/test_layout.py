@@ -20,8 +20,9 @@ def project_modules() -> dict[str, Path]:
     return {module_name(p): p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))}
 
 
-def imported_names(path: Path, name: str) -> set[str]:
-    """Absolute names of everything a module imports (`from pkg import mod` names pkg.mod)."""
+def imported_names(path: Path, name: str, modules: set[str] = frozenset()) -> set[str]:
+    """Absolute names of everything a module imports: `from pkg import mod` names pkg.mod when that is one of
+    `modules` (a submodule), else pkg."""
     is_package = path.name == "__init__.py"
     package_parts = name.split(".") if is_package else name.split(".")[:-1]
     names = set()
@@ -34,14 +35,14 @@ def imported_names(path: Path, name: str) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            names.add(target)
-            names.update(f"{target}.{alias.name}" for alias in node.names)
+            for alias in node.names:
+                names.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target)
     return names
 
 
 def import_graph() -> dict[str, set[str]]:
     modules = project_modules()
-    return {name: {n for n in imported_names(path, name) if n in modules and n != name}
+    return {name: {n for n in imported_names(path, name, set(modules)) if n in modules and n != name}
             for name, path in modules.items()}
 
 

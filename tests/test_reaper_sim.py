@@ -11,7 +11,10 @@ from daw_bridge import protocol as p
 from daw_bridge.install import InstallError, install_reaper_files
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = sorted(path for path in (ROOT / "daw_bridge" / "reaper").glob("*.py") if path.name != "__init__.py")
+REAPER = ROOT / "daw_bridge" / "reaper"
+ACTIONS = sorted(REAPER.glob("DDSP - *.py"))  # the action scripts
+PACKAGE = sorted((REAPER / "ddsp_reaper").glob("*.py"))  # the ddsp_reaper package they import
+SCRIPTS = ACTIONS + PACKAGE  # every Python file that runs inside REAPER
 
 
 def rpr_calls(path: Path):
@@ -29,11 +32,11 @@ def rpr_calls(path: Path):
 
 
 def test_scripts_are_the_expected_files():
-    names = {path.name for path in SCRIPTS}
-    assert "ddsp_reaper.py" in names
-    assert {n for n in names if n.startswith("DDSP - ")} == {
+    names = {path.name for path in REAPER.glob("*.py") if path.name != "__init__.py"}
+    assert names == {path.name for path in ACTIONS} == {
         "DDSP - Render selected MIDI items.py", "DDSP - Regenerate expression of selected MIDI items.py",
         "DDSP - Follow edits (toggle).py", "DDSP - Choose preset for selected tracks.py"}
+    assert "__init__.py" in {path.name for path in PACKAGE} and len(PACKAGE) > 1
 
 
 def test_every_rpr_call_matches_the_official_signature():
@@ -132,7 +135,9 @@ def test_installer_layout_and_config(tmp_path):
     resource = tmp_path / "REAPER"
     scripts, jsfx, config = install_reaper_files(resource, "/venv/bin/python", port=9999)
     assert sorted(x.name for x in scripts.iterdir()) == sorted(
-        [s.name for s in SCRIPTS] + ["daw_bridge", "ddsp_config.json", "__init__.py"])
+        [s.name for s in ACTIONS] + ["ddsp_reaper", "daw_bridge", "ddsp_config.json", "__init__.py"])
+    assert sorted(x.name for x in (scripts / "ddsp_reaper").iterdir()) == [s.name for s in PACKAGE]
+    assert all((scripts / "ddsp_reaper" / s.name).read_bytes() == s.read_bytes() for s in PACKAGE)
     assert sorted(x.name for x in (scripts / "daw_bridge").iterdir()) == ["__init__.py", "osc.py", "protocol.py"]
     assert jsfx.read_text() == (ROOT / "daw_bridge" / "reaper" / "ddsp_expression.jsfx").read_text()
     stored = json.loads((scripts / "ddsp_config.json").read_text())

@@ -1,0 +1,129 @@
+"""What one render of a MIDI item sends: its notes (as REAPER plays them) and their controls (remembered, or
+edited on the lanes)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
+
+from daw_bridge import protocol as p
+
+from .lanes import Lanes
+from .project import (is_render_track, item_span, item_string, load_state, midi_take, project_id,
+                      project_sample_rate, track_items, track_label, track_preset, track_string)
+from .settings import EDIT_TOLERANCE, EVAL_AFTER, SAME_TIME, Skip
+
+
+def read_notes(take, position: float, length: float) -> list[dict]:
+    """The notes REAPER plays from this take: unmuted, starting inside the item, cut at its end. Times go through
+    REAPER's own PPQ -> project time conversion (tempo map, take offset and rate included). Each note: id (stable
+    while pitch and start do not change), pitch, velocity, onset/offset in seconds from the item start (sample 0 of
+    the render) and `time`, its project time."""
+    count = RPR_MIDI_CountEvts(take, 0, 0, 0)[2]
+    notes, seen = [], {}
+    for index in range(count):
+        ok, _, _, _, muted, start, end, _, pitch, velocity = RPR_MIDI_GetNote(take, index, 0, 0, 0.0, 0.0, 0, 0, 0)
+        if not ok or muted:
+            continue
+        t0 = RPR_MIDI_GetProjTimeFromPPQPos(take, start)
+        t1 = RPR_MIDI_GetProjTimeFromPPQPos(take, end)
+        onset, offset = t0 - position, min(t1 - position, length)
+        if onset < -SAME_TIME or onset >= length or offset - onset <= SAME_TIME:
+            continue  # REAPER does not play a note that starts outside the item
+        onset = max(onset, 0.0)
+        base = f"{pitch}@{('%.3f' % start).rstrip('0').rstrip('.')}"
+        seen[base] = seen.get(base, 0) + 1
+        note_id = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        notes.append({"id": note_id, "pitch": int(pitch), "velocity": max(1, int(velocity)), "onset": onset,
+                      "offset": offset, "time": t0})
+    notes.sort(key=lambda n: (n["onset"], -n["pitch"]))
+    return notes
+
+
+def check_overlaps(item, track) -> None:
+    """Lanes belong to the track, so two MIDI items of one track must not overlap in time."""
+    start, end = item_span(item)
+    for other in track_items(track):
+        if other == item or midi_take(other) is None:
+            continue
+        other_start, other_end = item_span(other)
+        if other_start < end - SAME_TIME and start < other_end - SAME_TIME:
+            raise Skip(f"it overlaps another MIDI item on track '{track_label(track)}' "
+                       f"({start:.3f}-{end:.3f} s and {other_start:.3f}-{other_end:.3f} s): the expression lanes "
+                       f"belong to the track, so move one of them to another track or trim them apart")
+
+
+class ClipRequest:
+    """Everything one render of one MIDI item sends, read from the project now. `signature` changes exactly when
+    the render would (notes, controls to send, preset, rate, length, place)."""
+
+    def __init__(self, item, config: dict, regenerate: bool = False):
+        self.item = item
+        self.take = midi_take(item)
+        if self.take is None:
+            raise Skip("it is not a MIDI item")
+        self.track = RPR_GetMediaItem_Track(item)
+        if is_render_track(self.track):
+            raise Skip("it is a DDSP render (select the MIDI item instead)")
+        self.guid = item_string(item, "GUID")
+        self.position, end = item_span(item)
+        self.length = end - self.position
+        self.label = f"'{track_label(self.track)}' item at {self.position:.3f} s"
+        self.preset = track_preset(self.track)
+        self.sample_rate = project_sample_rate()
+        self.seed = int(config.get("seed", 0))
+        if not p.MIN_SAMPLE_RATE <= self.sample_rate <= p.MAX_SAMPLE_RATE:
+            raise Skip(f"the project rate {self.sample_rate} Hz is outside the engine's "
+                       f"{p.MIN_SAMPLE_RATE}-{p.MAX_SAMPLE_RATE} Hz (set another in File > Project settings)")
+        if self.length > p.MAX_SECONDS:
+            raise Skip(f"it is {self.length:.0f} s long; the engine renders at most {p.MAX_SECONDS:.0f} s")
+        self.notes = read_notes(self.take, self.position, self.length)
+        if not self.notes:
+            raise Skip("it has no notes to render (empty, all muted, or all outside the item)")
+        if len(self.notes) > p.MAX_NOTES:
+            raise Skip(f"it has {len(self.notes)} notes; the engine takes at most {p.MAX_NOTES}")
+        self.regenerate = regenerate
+        self.state = load_state(item)
+        self.clip_id = f"reaper-{project_id()}-{self.guid.strip('{}')}"
+        self.controls = self._controls(regenerate)
+        self.signature = self._signature()
+
+    def _controls(self, regenerate: bool) -> list:
+        """Per note: None (the engine generates) for a note never rendered, or six values: what the engine gave
+        last time, except where the user edited the lane at that note (the lane's value then)."""
+        remembered = {} if regenerate else self.state.get("notes", {})
+        lanes = Lanes(self.track, create=False, sample_rate=self.sample_rate)
+        lanes_ok = lanes.readable and self.state.get("track") == track_string(self.track, "GUID")
+        out = []
+        for note in self.notes:
+            memory = remembered.get(note["id"])
+            if memory is None:
+                out.append(None)
+                continue
+            controls, written = list(memory["c"]), memory.get("l", memory["c"])
+            if lanes_ok and abs(memory["t"] - note["time"]) < SAME_TIME:
+                t = note["time"] + min(EVAL_AFTER, (note["offset"] - note["onset"]) / 2)
+                for k in range(6):
+                    value = lanes.value(k, t)
+                    if abs(value - written[k]) > EDIT_TOLERANCE:
+                        controls[k] = min(1.0, max(0.0, value))
+            out.append(controls)
+        return out
+
+    def _signature(self) -> str:
+        data = [self.preset, self.sample_rate, self.seed, round(self.position, 9), round(self.length, 9),
+                [(n["id"], n["pitch"], round(n["onset"], 9), round(n["offset"], 9), n["velocity"],
+                  None if c is None else [round(x, 6) for x in c]) for n, c in zip(self.notes, self.controls)]]
+        return hashlib.sha1(json.dumps(data).encode()).hexdigest()
+
+    def wire_notes(self) -> list[dict]:
+        return [{"id": n["id"], "pitch": n["pitch"], "onset": n["onset"], "offset": n["offset"],
+                 "velocity": n["velocity"], "controls": c} for n, c in zip(self.notes, self.controls)]
+
+    def file_name(self) -> str:
+        """A fresh bare file name for the engine (docs/protocol.md: [A-Za-z0-9][A-Za-z0-9._-]*.wav)."""
+        slug = "".join(ch if ch.isalnum() else "_" for ch in track_label(self.track))[:40].strip("_") or "track"
+        return f"{slug}-{self.guid.strip('{}')[:8]}-{int(time.time() * 1000)}-{os.urandom(2).hex()}.wav"

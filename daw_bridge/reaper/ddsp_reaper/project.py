@@ -1,0 +1,97 @@
+"""REAPER's objects as the scripts read them: tracks, items, takes, their strings, the project's rate and id, an
+item's remembered state."""
+from __future__ import annotations
+
+import json
+import os
+
+from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
+
+from .settings import COMPANION_OF, DEFAULT_PRESET, ITEM_STATE, SECTION, TRACK_PRESET
+
+
+def valid(pointer) -> bool:
+    """REAPER returns NULL pointers as '(Type*)0x0000000000000000'."""
+    return bool(pointer) and not str(pointer).endswith("0x0000000000000000")
+
+
+def item_string(item, name: str, value: str | None = None) -> str:
+    if value is None:
+        return RPR_GetSetMediaItemInfo_String(item, name, "", False)[3]
+    RPR_GetSetMediaItemInfo_String(item, name, value, True)
+    return value
+
+
+def track_string(track, name: str, value: str | None = None) -> str:
+    if value is None:
+        return RPR_GetSetMediaTrackInfo_String(track, name, "", False)[3]
+    RPR_GetSetMediaTrackInfo_String(track, name, value, True)
+    return value
+
+
+def track_label(track) -> str:
+    name = track_string(track, "P_NAME")
+    return name or f"Track {int(RPR_GetMediaTrackInfo_Value(track, 'IP_TRACKNUMBER'))}"
+
+
+def tracks():
+    return [RPR_GetTrack(0, i) for i in range(RPR_CountTracks(0))]
+
+
+def track_items(track):
+    return [RPR_GetTrackMediaItem(track, i) for i in range(RPR_CountTrackMediaItems(track))]
+
+
+def is_render_track(track) -> bool:
+    return bool(track_string(track, COMPANION_OF))
+
+
+def midi_take(item):
+    take = RPR_GetActiveTake(item)
+    return take if valid(take) and RPR_TakeIsMIDI(take) else None
+
+
+def item_span(item) -> tuple[float, float]:
+    position = RPR_GetMediaItemInfo_Value(item, "D_POSITION")
+    return position, position + RPR_GetMediaItemInfo_Value(item, "D_LENGTH")
+
+
+def project_sample_rate() -> int:
+    """The project's rate when set (Project settings), else the audio device's, else 48000."""
+    if RPR_GetSetProjectInfo(0, "PROJECT_SRATE_USE", 0, False) > 0:
+        rate = RPR_GetSetProjectInfo(0, "PROJECT_SRATE", 0, False)
+        if rate > 0:
+            return int(round(rate))
+    ok, _, text, _ = RPR_GetAudioDeviceInfo("SRATE", "", 64)
+    try:
+        return int(round(float(text))) if ok and text else 48000
+    except ValueError:
+        return 48000
+
+
+def project_id() -> str:
+    """A random id kept in the project, so clip ids of two projects never collide in the engine's cache."""
+    value = RPR_GetProjExtState(0, SECTION, "project_id", "", 64)[4]
+    if not value:
+        value = os.urandom(6).hex()
+        RPR_SetProjExtState(0, SECTION, "project_id", value)
+    return value
+
+
+def current_project() -> str:
+    return str(RPR_EnumProjects(-1, "", 512)[0])
+
+
+def track_preset(track) -> str:
+    return track_string(track, TRACK_PRESET) or DEFAULT_PRESET
+
+
+def load_state(item) -> dict:
+    text = item_string(item, ITEM_STATE)
+    if not text:
+        return {}
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
