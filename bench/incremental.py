@@ -26,7 +26,7 @@ from engine.incremental import RenderCache  # noqa: E402
 from engine.notes import CONTROL_NAMES, Clip, Note  # noqa: E402
 from engine.presets import load_preset  # noqa: E402
 from engine.render import render_clip, write_audio  # noqa: E402
-from engine.service import _patch_wav  # noqa: E402
+from engine.service.output import patch_wav as _patch_wav  # noqa: E402
 
 
 def three_minute_clip(seconds: float, seed: int = 0) -> Clip:

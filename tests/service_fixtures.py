@@ -1,4 +1,5 @@
-"""Helpers for the service tests: an engine service on an ephemeral port and a raw UDP peer (real sockets)."""
+"""Helpers for the service tests: an engine service on an ephemeral port, a raw UDP peer (real sockets), notes and
+render headers."""
 import contextlib
 import socket
 import time
@@ -66,3 +67,14 @@ def notes(n: int, step: float = 0.25, length: float = 0.2, prefix: str = "n") ->
 
 def errors(replies, code=None) -> list:
     return [r for r in replies if r.address == p.ERROR and (code is None or r.fields["code"] == code)]
+
+
+def header(req, clip="c", preset="parametric", rate=16000, n_notes=2, n_chunks=1, length=0.0, seed=0, name=""):
+    return p.encode(p.RENDER, req, clip, preset, rate, n_notes, n_chunks, length, seed, name)
+
+
+NOTE = ("a", 60, 0.0, 0.5, 100) + (p.GENERATE,) * 6
+
+
+def long_notes(seconds: float, prefix: str = "x") -> list[dict]:
+    return notes(int(seconds / 0.5), step=0.5, length=0.45, prefix=prefix)

@@ -1,9 +1,10 @@
-"""The engine service over real UDP sockets on 127.0.0.1: round trips, bad input, fuzzing, loss, queueing."""
+"""The engine service over real UDP sockets on 127.0.0.1, seen from its server: handshake, round trips, big clips,
+lossy networks, bad input, fuzzing, reply ports. Uploads, jobs and output files: test_service_uploads.py,
+test_service_jobs.py, test_service_output.py."""
 import os
 import random
 import socket
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from daw_bridge import osc, protocol as p
 from daw_bridge.client import EngineError
 from engine.notes import Clip
 from engine.render import render_clip
-from service_fixtures import FAST, Peer, client_for, errors, notes, running_service
+from service_fixtures import NOTE, Peer, client_for, header, notes, running_service
 
 
 def test_handshake_ping_presets_and_load(tmp_path):
@@ -133,13 +134,6 @@ def test_lossy_duplicating_reordering_network_still_delivers(tmp_path, parametri
     assert np.array_equal(audio, render_clip(Clip.from_data(sent).checked(), parametric, 16000).audio)
 
 
-def header(req, clip="c", preset="parametric", rate=16000, n_notes=2, n_chunks=1, length=0.0, seed=0, name=""):
-    return p.encode(p.RENDER, req, clip, preset, rate, n_notes, n_chunks, length, seed, name)
-
-
-NOTE = ("a", 60, 0.0, 0.5, 100) + (p.GENERATE,) * 6
-
-
 BAD_REQUESTS = [
     (b"\x00\x01garbage", p.MALFORMED),
     (osc.encode_message("/ddsp/launch", [1]), p.UNKNOWN_ADDRESS),
@@ -175,44 +169,6 @@ def test_bad_requests_get_an_error_and_the_engine_keeps_serving(tmp_path):
             replies = peer.replies(until=lambda r: r.address == p.PONG)
             assert [r.fields.get("code") for r in replies] == [code, None], (data, replies)
         assert not list(service.render_dir.glob("*.wav"))
-
-
-def test_upload_faults_bad_notes_and_request_reuse(tmp_path):
-    with running_service(tmp_path, upload_timeout=2.5) as service:
-        peer = Peer(service.port)
-        peer.send(header(1, n_notes=2, n_chunks=2))
-        assert peer.replies()[0].fields == {"req": 1, "chunk": -1}
-        chunk0 = p.encode(p.NOTES, 1, 0, records=[NOTE])
-        peer.send(chunk0)
-        peer.send(chunk0)  # duplicate: acknowledged again, stored once
-        assert [r.fields["chunk"] for r in peer.replies()] == [0, 0]
-        assert peer.request(p.STATUS, 1)[0].fields == {"req": 1, "chunk": -1}  # still receiving
-        for data, code in [(p.encode(p.NOTES, 1, 5, records=[NOTE]), p.BAD_ARGUMENTS),
-                           (p.encode(p.NOTES, 1, 1), p.BAD_ARGUMENTS),
-                           (p.encode(p.NOTES, 1, 1, records=[("x" * 200,) + NOTE[1:]]), p.TOO_LARGE),
-                           (header(1, clip="other", n_notes=2, n_chunks=2), p.DUPLICATE_REQUEST),
-                           (p.encode(p.FETCH, 1, 0, 1), p.BAD_ARGUMENTS)]:
-            peer.send(data)
-            assert [r.fields.get("code") for r in peer.replies()] == [code]
-        # chunk 1 never comes: the upload expires
-        (expired,) = peer.replies(wait=5.0, until=lambda r: r.address == p.ERROR)
-        assert expired.fields["code"] == p.EXPIRED and "1 of 2 chunks" in expired.fields["message"]
-        # notes the engine cannot render: one clear error naming the note
-        bad = ("b", 200, 0.0, 0.5, 100) + (p.GENERATE,) * 6
-        peer.send(header(2, n_notes=2))
-        peer.send(p.encode(p.NOTES, 2, 0, records=[NOTE, bad]))
-        replies = peer.replies(until=lambda r: r.address == p.ERROR)
-        assert errors(replies, p.BAD_NOTES) and "'b'" in errors(replies)[0].fields["message"]
-        # fewer notes than announced
-        peer.send(header(3, n_notes=3))
-        peer.send(p.encode(p.NOTES, 3, 0, records=[NOTE]))
-        assert "announced 3 notes" in errors(peer.replies(until=lambda r: r.address == p.ERROR))[0].fields["message"]
-        # a half-controlled note
-        partial = ("c", 60, 0.0, 0.5, 100, 0.5) + (p.GENERATE,) * 5
-        peer.send(header(4, n_notes=1))
-        peer.send(p.encode(p.NOTES, 4, 0, records=[partial]))
-        assert errors(peer.replies(until=lambda r: r.address == p.ERROR), p.BAD_NOTES)
-        assert peer.request(p.PING, 9)[0].address == p.PONG
 
 
 def test_fuzz_thousands_of_datagrams_each_get_a_reply(tmp_path):
@@ -254,109 +210,3 @@ def test_reply_port_sends_replies_elsewhere(tmp_path):
         sender, listener = Peer(service.port), Peer(service.port)
         sender.send(p.encode(p.PING, 3, reply_port=listener.sock.getsockname()[1]))
         assert [r.address for r in listener.replies()] == [p.PONG] and sender.replies(wait=0.5) == []
-
-
-def long_notes(seconds: float, prefix: str = "x") -> list[dict]:
-    return notes(int(seconds / 0.5), step=0.5, length=0.45, prefix=prefix)
-
-
-def test_queue_busy_cancel_supersede_and_status(tmp_path):
-    with running_service(tmp_path, queue_size=1) as service, client_for(service) as client:
-        a = client.start_render("clip-x", "parametric", long_notes(60))
-        while a.state != "rendering":
-            client.pump(0.02)
-        b = client.start_render("clip-y", "parametric", long_notes(60, "y"))
-        while b.state != "queued":
-            client.pump(0.02)
-        with pytest.raises(EngineError, match="busy"):
-            client.render("clip-z", "parametric", notes(2))
-        client.bridge.cancel(b)
-        with pytest.raises(EngineError, match="cancelled"):
-            client.wait(b, timeout=10)
-        d = client.render("clip-x", "parametric", notes(3), timeout=60)  # supersedes a
-        assert a.error[0] == p.SUPERSEDED and d.mode == "full"
-        other = Peer(service.port)  # request ids belong to their client
-        assert errors(other.request(p.CANCEL, a.req), p.UNKNOWN_REQUEST)
-    assert len(list(service.render_dir.glob("*.wav"))) == 1
-
-
-def test_status_and_fetch_of_a_finished_render(tmp_path):
-    with running_service(tmp_path) as service:
-        peer = Peer(service.port)
-        peer.send(header(5, n_notes=1))
-        peer.send(p.encode(p.NOTES, 5, 0, records=[NOTE]))
-        done = [r for r in peer.replies(wait=30, until=lambda r: r.address == p.DONE) if r.address == p.DONE][0]
-        assert done.fields["n_chunks"] == 1 and os.path.exists(done.fields["path"])
-        assert peer.request(p.STATUS, 5)[0].fields == done.fields
-        (controls,) = peer.request(p.FETCH, 5, 0, 1)
-        assert controls.records[0]["id"] == "a" and controls.records[0]["rerendered"] == 1
-        assert errors(peer.request(p.FETCH, 5, 1, 1), p.BAD_ARGUMENTS)
-        assert errors(peer.request(p.FETCH, 5, 0, 33), p.BAD_ARGUMENTS)
-        assert peer.request(p.CANCEL, 5)[0].address == p.DONE  # finished: nothing to cancel
-        peer.send(header(5, n_notes=1))
-        assert peer.replies()[0].address == p.DONE  # the same header again: the latest state
-
-
-def test_old_renders_and_stale_temporary_files_are_removed(tmp_path):
-    folder = tmp_path / "renders"
-    (folder / ".tmp").mkdir(parents=True)
-    old = time.time() - 100 * 3600
-    for name in ("old.wav", "new.wav", "keep.txt", ".tmp/dead.wav"):
-        (folder / name).write_bytes(b"x")
-    for name in ("old.wav", "keep.txt", ".tmp/dead.wav"):
-        os.utime(folder / name, (old, old))
-    with running_service(tmp_path):
-        pass
-    assert sorted(f.name for f in folder.iterdir()) == [".tmp", "keep.txt", "new.wav"]
-    assert not list((folder / ".tmp").iterdir())
-
-
-def test_stop_fails_queued_renders(tmp_path):
-    with running_service(tmp_path) as service, client_for(service) as client:
-        a = client.start_render("s1", "parametric", long_notes(30))
-        b = client.start_render("s2", "parametric", notes(3))
-        while b.state != "queued":
-            client.pump(0.02)
-        threading.Thread(target=service.stop).start()
-        with pytest.raises(EngineError, match="shutting_down"):
-            client.wait(b, timeout=10)
-        with pytest.raises(EngineError, match="shutting_down|engine_lost"):
-            client.wait(a, timeout=20)
-
-
-def test_an_incremental_render_patches_a_copy_of_the_last_file_byte_exactly(tmp_path):
-    from engine.render import write_audio
-    from engine.service import _patch_wav
-
-    rng = np.random.default_rng(0)
-    before = rng.standard_normal(48000).astype(np.float32)
-    after = before.copy()
-    after[1000:2500] += 0.5
-    old, patched, fresh = tmp_path / "old.wav", tmp_path / "patched.wav", tmp_path / "fresh.wav"
-    write_audio(old, before, 48000, "float")
-    write_audio(fresh, after, 48000, "float")
-    assert _patch_wav(old, patched, after, 1000, 2500)
-    assert patched.read_bytes() == fresh.read_bytes() and old.read_bytes() != fresh.read_bytes()
-    write_audio(tmp_path / "short.wav", before[:100], 48000, "float")
-    write_audio(tmp_path / "pcm.wav", before, 48000, "16")
-    assert not _patch_wav(tmp_path / "short.wav", patched, after, 0, 10)  # another length
-    assert not _patch_wav(tmp_path / "pcm.wav", patched, after, 0, 10)  # not float
-    assert not _patch_wav(tmp_path / "gone.wav", patched, after, 0, 10)
-
-
-def test_edits_through_the_service_match_full_renders(tmp_path, parametric):
-    sent = notes(40, step=0.3, length=0.35)
-    with running_service(tmp_path) as service, client_for(service) as client:
-        first = client.render("edit", "parametric", sent, sample_rate=22050)
-        controls = dict(first.controls)
-        for step, note_id in enumerate(["n5", "n20", "n39"]):
-            controls[note_id] = (0.3, 0.2, 0.8, 0.9, 0.9, 0.1)
-            edited = [{**n, "controls": controls[n["id"]]} for n in sent]
-            if step == 1:
-                os.utime(first.path)  # someone touched the last file: written in full instead of patched
-            result = client.render("edit", "parametric", edited, sample_rate=22050)
-            assert result.mode == "incremental" and note_id in result.rerendered
-            audio, _ = sf.read(result.path, dtype="float32")
-            full = render_clip(Clip.from_data(edited).checked(), parametric, 22050).audio
-            assert np.abs(audio - full).max() < 1e-5
-            first = result

@@ -1,0 +1,188 @@
+"""Requests as the service keeps them, by client and request id: a render request's header opens an upload of its
+notes in chunks (each acknowledged; limited in number; expired when a chunk is overdue); a complete upload becomes
+a clip; the request's latest reply stays answerable (status, fetch of the controls) until it has grown old."""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from daw_bridge import protocol as p
+
+from ..notes import Clip, NoteError
+from .config import Client, Send, SendError, ServiceConfig
+from .preset_cache import PresetCache
+
+log = logging.getLogger("engine.service")
+
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(wav|flac)")
+MAX_WARNINGS = 10
+
+
+@dataclass(eq=False)
+class RequestState:
+    client: Client
+    req: int
+    header: dict
+    chunks: dict[int, list[dict]] = field(default_factory=dict)
+    updated: float = field(default_factory=time.monotonic)
+    status: str = "receiving"  # receiving, queued, rendering, done, failed
+    latest: bytes = b""  # the message /ddsp/status re-sends
+    job: Any = None  # its jobs.Job once queued
+    control_datagrams: list[bytes] = field(default_factory=list)
+
+    def fail(self, code: str, message: str) -> bytes:
+        """(lock held) Finish the request with an error; returns the error reply for its client."""
+        self.status, self.updated = "failed", time.monotonic()
+        self.latest = p.encode(p.ERROR, self.req, code, message[:1000])
+        log.info("req %d (clip %r) failed: %s: %s", self.req, self.header["clip"], code, message)
+        return self.latest
+
+
+class Uploads:
+    """The requests clients have opened, from their upload until `result_ttl` s after they finished. `lock` (the
+    service's) guards them; `stopping` refuses new ones; `send` and `error` reply."""
+
+    def __init__(self, config: ServiceConfig, lock: threading.RLock, stopping: threading.Event,
+                 presets: PresetCache, send: Send, error: SendError):
+        self.config, self.lock, self.stopping, self.presets = config, lock, stopping, presets
+        self.send, self.error = send, error
+        self.requests: dict[tuple[Client, int], RequestState] = {}
+
+    def open(self, client: Client, req: int, header: dict) -> None:
+        """A render request's header: open its upload and acknowledge it (chunk -1). The same header again re-sends
+        the request's latest reply; another one under a request id in use is an error."""
+        with self.lock:
+            state = self.requests.get((client, req))
+            if state is not None:
+                if state.header != header:
+                    raise p.ProtocolError(p.DUPLICATE_REQUEST, f"request id {req} is in use for clip "
+                                                               f"{state.header['clip']!r}", req)
+                self.send(state.latest, client)
+                return
+        self.check_header(header, req)
+        with self.lock:
+            if self.stopping.is_set():
+                raise p.ProtocolError(p.SHUTTING_DOWN, "the engine is shutting down", req)
+            if sum(s.status == "receiving" for s in self.requests.values()) >= self.config.max_uploads:
+                raise p.ProtocolError(p.BUSY, f"{self.config.max_uploads} uploads are open; retry later", req)
+            state = RequestState(client, req, header, latest=p.encode(p.ACK, req, -1))
+            self.requests[(client, req)] = state
+        log.info("render req %d from %s:%d: clip %r, preset %s, %d notes in %d chunks", req, client[0], client[1],
+                 header["clip"], header["preset"], header["n_notes"], header["n_chunks"])
+        self.send(state.latest, client)
+
+    def check_header(self, header: dict, req: int) -> None:
+        """A ProtocolError for the first thing wrong with a render header, if any."""
+        def bad(code, text):
+            raise p.ProtocolError(code, text, req)
+
+        if not 1 <= len(header["clip"]) <= p.MAX_NAME_CHARS:
+            bad(p.TOO_LARGE if header["clip"] else p.BAD_ARGUMENTS, f"clip id must be 1-{p.MAX_NAME_CHARS} characters")
+        self.presets.check(header["preset"], req)
+        if not p.MIN_SAMPLE_RATE <= header["sample_rate"] <= p.MAX_SAMPLE_RATE:
+            bad(p.BAD_ARGUMENTS, f"sample rate {header['sample_rate']} is outside "
+                                 f"{p.MIN_SAMPLE_RATE}-{p.MAX_SAMPLE_RATE} Hz")
+        n_notes, n_chunks = header["n_notes"], header["n_chunks"]
+        if n_notes > p.MAX_NOTES or n_chunks > p.MAX_CHUNKS:
+            bad(p.TOO_LARGE, f"{n_notes} notes in {n_chunks} chunks: at most {p.MAX_NOTES} notes and "
+                             f"{p.MAX_CHUNKS} chunks")
+        if n_notes < 1 or not 1 <= n_chunks <= n_notes:
+            bad(p.BAD_ARGUMENTS, f"{n_notes} notes in {n_chunks} chunks: need 1 <= chunks <= notes")
+        if header["length"] < 0 or header["length"] > p.MAX_SECONDS:
+            bad(p.TOO_LARGE if header["length"] > 0 else p.BAD_ARGUMENTS,
+                f"length {header['length']} s: use 0 (automatic) or up to {p.MAX_SECONDS:g} s")
+        if header["file_name"] and not FILE_NAME.fullmatch(header["file_name"]):
+            bad(p.BAD_FILE_NAME, f"file name {header['file_name'][:120]!r} is not a bare name ending .wav or .flac")
+
+    def known(self, client: Client, req: int) -> RequestState:
+        """(lock held) The client's request `req`; an unknown_request ProtocolError if there is none."""
+        state = self.requests.get((client, req))
+        if state is None:
+            raise p.ProtocolError(p.UNKNOWN_REQUEST, f"no request {req} from this client (finished more than "
+                                                     f"{self.config.result_ttl:g} s ago, or the engine restarted)",
+                                  req)
+        return state
+
+    def add_chunk(self, client: Client, req: int, chunk: int, records: list[dict]) -> RequestState | None:
+        """One chunk of notes: keep it (the first copy) and acknowledge it. Returns the request when this chunk
+        completed its upload."""
+        with self.lock:
+            state = self.known(client, req)
+            if not 0 <= chunk < state.header["n_chunks"]:
+                raise p.ProtocolError(p.BAD_ARGUMENTS, f"chunk {chunk} is outside 0..{state.header['n_chunks'] - 1}",
+                                      req)
+            if not records:
+                raise p.ProtocolError(p.BAD_ARGUMENTS, f"chunk {chunk} holds no notes", req)
+            long_id = next((r["id"] for r in records if not 1 <= len(r["id"]) <= p.MAX_ID_CHARS), None)
+            if long_id is not None:
+                raise p.ProtocolError(p.TOO_LARGE if long_id else p.BAD_ARGUMENTS,
+                                      f"note id {long_id[:40]!r} must be 1-{p.MAX_ID_CHARS} characters", req)
+            if state.status == "receiving":
+                state.chunks.setdefault(chunk, records)
+                state.updated = time.monotonic()
+            complete = state.status == "receiving" and len(state.chunks) == state.header["n_chunks"]
+        self.send(p.encode(p.ACK, req, chunk), client)
+        return state if complete else None
+
+    def assemble(self, state: RequestState) -> Clip | None:
+        """All chunks are in: the clip they hold, its repairs sent to the client as warnings. None when the notes
+        cannot make a clip: the request has failed with bad_notes."""
+        header, req = state.header, state.req
+        records = [r for i in sorted(state.chunks) for r in state.chunks[i]]
+        state.chunks = {}
+        try:
+            if len(records) != header["n_notes"]:
+                raise NoteError(f"the header announced {header['n_notes']} notes, the chunks hold {len(records)}")
+            notes = []
+            for record in records:
+                controls = p.controls_tuple(record)
+                notes.append({"id": record["id"], "pitch": record["pitch"], "onset": record["onset"],
+                              "offset": record["offset"], "velocity": record["velocity"], "controls": controls})
+            clip = Clip.from_data(notes, name=header["clip"], repair=True)
+        except NoteError as error:
+            with self.lock:
+                self.send(state.fail(p.BAD_NOTES, str(error)), state.client)
+            return None
+        for repair in clip.repairs[:MAX_WARNINGS]:
+            self.send(p.encode(p.WARNING, req, repair), state.client)
+        return clip
+
+    def cancel(self, state: RequestState) -> None:
+        """(lock held) Cancel an upload still receiving: forget it and tell its client."""
+        del self.requests[(state.client, state.req)]
+        self.send(state.fail(p.CANCELLED, "cancelled by the client"), state.client)
+
+    def latest(self, client: Client, req: int) -> bytes:
+        """The request's latest reply (what /ddsp/status re-sends)."""
+        with self.lock:
+            return self.known(client, req).latest
+
+    def controls(self, client: Client, req: int, first: int, count: int) -> list[bytes]:
+        """Datagrams first..first+count-1 of a finished request's controls."""
+        with self.lock:
+            state = self.known(client, req)
+            if state.status != "done":
+                raise p.ProtocolError(p.BAD_ARGUMENTS, f"request {req} has no controls yet ({state.status})", req)
+            datagrams = state.control_datagrams
+        if not (0 <= first < len(datagrams) and 1 <= count <= p.MAX_FETCH):
+            raise p.ProtocolError(p.BAD_ARGUMENTS, f"fetch {first}+{count}: chunks are 0..{len(datagrams) - 1}, "
+                                                   f"1..{p.MAX_FETCH} at a time", req)
+        return datagrams[first:first + count]
+
+    def expire(self, now: float) -> None:
+        """Drop uploads without a new chunk for upload_timeout s (with an `expired` error to the client) and
+        results older than result_ttl s (`now`: time.monotonic())."""
+        with self.lock:
+            for key, state in list(self.requests.items()):
+                age = now - state.updated
+                if state.status == "receiving" and age > self.config.upload_timeout:
+                    del self.requests[key]
+                    self.error(state.client, state.req, p.EXPIRED,
+                               f"upload incomplete for {self.config.upload_timeout:g} s "
+                               f"({len(state.chunks)} of {state.header['n_chunks']} chunks)")
+                elif state.status in ("done", "failed") and age > self.config.result_ttl:
+                    del self.requests[key]
