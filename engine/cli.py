@@ -122,10 +122,11 @@ def cmd_train(args) -> None:
     config = TrainConfig(instrument=args.instrument, data=args.data or f"data/{args.instrument}",
                          out=args.out or f"presets/{args.instrument}", steps=args.steps, batch=args.batch,
                          channels=args.channels, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                         runs=args.runs or "", threads=args.threads)
+                         runs=args.runs or "", threads=args.threads, spectral_steps=args.spectral_steps)
     if args.tiny:
         config.channels, config.dilations, config.batch, config.crop_frames = 16, [1, 2], 2, 200
         config.expression_hidden, config.expression_batch, config.expression_notes = 8, 2, 16
+        config.spectral_batch, config.spectral_frames = 2, 50
     try:
         summary = train(config, resume=args.resume, progress=not args.quiet)
     except TrainError as error:
@@ -167,7 +168,7 @@ def cmd_dataset(args) -> None:
                                        held_out=6 if args.held_out is None else args.held_out,
                                        sample_rate=args.sample_rate, soundfont=args.soundfont, seed=args.seed,
                                        max_seconds=args.max_seconds, flatten=not args.keep_soundfont_vibrato,
-                                       quiet=args.quiet)
+                                       quiet=args.quiet, musical=not args.no_musical)
     print(coverage_report(meta))
     print(f"wrote {args.out} ({len(meta['splits']['train'])} train, {len(meta['splits']['test'])} held-out pieces; "
           f"coverage also in {Path(args.out) / 'coverage.txt'})")
@@ -228,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--instrument", required=True, help="instrument name (violin, flute, ...)")
     train.add_argument("--data", help="dataset folder (default data/INSTRUMENT)")
     train.add_argument("--out", help="preset folder to write (default presets/INSTRUMENT)")
-    train.add_argument("--steps", type=int, default=2500, help="total training steps (default 2500)")
+    train.add_argument("--steps", type=int, default=2500, help="regression steps (default 2500)")
+    train.add_argument("--spectral-steps", type=int, default=300,
+                       help="then steps through the synthesizer with a multi-resolution STFT loss (default 300)")
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--channels", type=int, default=96, help="width of the synthesis network")
     train.add_argument("--checkpoint-every", type=int, default=250, metavar="N")
@@ -259,11 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("--pieces", type=int, default=40, help="training chorale voices (default 40)")
     dataset.add_argument("--held-out", type=int, help="held-out pieces, never trained on (default 6; recordings: "
                                                       "about 15 %% of the files)")
-    dataset.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000; max_hz is half)")
+    dataset.add_argument("--sample-rate", type=int, default=48000,
+                         help="Hz (default 48000; the targets cover up to 20 kHz or half the rate)")
     dataset.add_argument("--soundfont", help="SF2/SF3 file (default FluidR3_GM.sf2)")
     dataset.add_argument("--max-seconds", type=float, default=20.0, help="longest piece (default 20 s)")
     dataset.add_argument("--keep-soundfont-vibrato", action="store_true",
                          help="do not cancel the vibrato recorded into the soundfont's samples")
+    dataset.add_argument("--no-musical", action="store_true",
+                         help="only coverage performances (no musical ones for the expression generator)")
     dataset.add_argument("--seed", type=int, default=0)
     dataset.add_argument("-q", "--quiet", action="store_true")
     dataset.set_defaults(func=cmd_dataset)

@@ -2,7 +2,8 @@
 
 - `SynthesisNet`: per-frame conditioning (notes + six controls) -> a dilated Conv1d stack at 250 frames/s -> per
   frame: f0 deviation in cents from the note pitch, amplitude in dB, harmonic distribution (log-softmax over the
-  audible harmonics), 65 noise band magnitudes in dB. Trained by regression on analysis targets (engine.training.train).
+  audible harmonics; as many harmonics as the preset was trained with), noise band magnitudes in dB. Trained by
+  regression on analysis targets, then through the synthesizer (engine.training.train).
 - `ExpressionNet`: per-note features (pitch, duration, velocity, neighbours) -> Bi-GRU over the note sequence ->
   six controls in [0, 1].
 - `project_controls`: a deterministic last layer that makes the frame parameters carry exactly the controls asked
@@ -33,8 +34,7 @@ from .params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams, normali
 from .synthesis import frame_conditioning, midi_to_hz, sounding_frames
 
 N_FEATURES = 15
-N_OUTPUTS = 2 + N_HARMONICS + N_NOISE_BANDS
-N_NOTE_FEATURES = 9
+N_NOTE_FEATURES = 14
 WEIGHTS_FILE = "model.pt"
 
 
@@ -54,19 +54,47 @@ def synthesis_features(notes: Sequence[Note], controls: torch.Tensor, n_frames: 
     return torch.cat([cond, extra], 1)
 
 
+PHRASE_GAP_SECONDS = 0.1  # a rest at least this long ends a phrase
+PHRASE_LONG_NOTE = 2.0  # as does a note this many times the median note length (a cadence, a fermata)
+
+
+def phrase_starts(notes: Sequence[Note]) -> list[int]:
+    """Indices of the notes that start a phrase: the first, and each after a rest of PHRASE_GAP_SECONDS or after a
+    note PHRASE_LONG_NOTE times the median duration. From the notes alone, so a DAW clip and a score agree."""
+    if not notes:
+        return []
+    median = float(np.median([n.duration for n in notes]))
+    starts = [0]
+    for i in range(1, len(notes)):
+        previous = notes[i - 1]
+        if notes[i].onset - previous.offset >= PHRASE_GAP_SECONDS or previous.duration >= PHRASE_LONG_NOTE * median:
+            starts.append(i)
+    return starts
+
+
 def note_features(notes: Sequence[Note]) -> torch.Tensor:
-    """(n_notes, 9): pitch centred, log duration, velocity, log gap before and after, pitch step before and after
-    (octaves), first / last flags."""
+    """(n_notes, 14): pitch centred, log duration, velocity, log gap before and after, pitch step before and after
+    (octaves), first / last flags; then the phrase context: position in the phrase (0..1), notes left in it
+    (tanh of n / 8), pitch above the phrase mean (octaves), log duration over the median, phrase-highest flag."""
     rows = []
+    starts = phrase_starts(notes) + [len(notes)]
+    median = float(np.median([n.duration for n in notes])) if notes else 1.0
+    phrase_of = np.zeros(len(notes), dtype=np.int64)
+    for k, (a, b) in enumerate(zip(starts, starts[1:])):
+        phrase_of[a:b] = k
     for i, note in enumerate(notes):
         prev = notes[i - 1] if i > 0 else None
         nxt = notes[i + 1] if i + 1 < len(notes) else None
         gap_before = note.onset - prev.offset if prev else 1.0
         gap_after = nxt.onset - note.offset if nxt else 1.0
+        a, b = starts[phrase_of[i]], starts[phrase_of[i] + 1]
+        pitches = [n.pitch for n in notes[a:b]]
         rows.append([(note.pitch - 60) / 24.0, math.log(max(note.duration, 0.01)), note.velocity / 127.0,
                      math.log(max(gap_before, 0.0) + 0.01), math.log(max(gap_after, 0.0) + 0.01),
                      (note.pitch - prev.pitch) / 12.0 if prev else 0.0, (nxt.pitch - note.pitch) / 12.0 if nxt else 0.0,
-                     float(prev is None), float(nxt is None)])
+                     float(prev is None), float(nxt is None),
+                     (i - a) / max(b - a - 1, 1), math.tanh((b - 1 - i) / 8.0), (note.pitch - np.mean(pitches)) / 12.0,
+                     math.log(max(note.duration, 0.01) / max(median, 0.01)), float(note.pitch == max(pitches))])
     return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), N_NOTE_FEATURES)
 
 
@@ -82,30 +110,33 @@ class ResidualConv(nn.Module):
 
 
 class SynthesisNet(nn.Module):
-    """features (batch, frames, 15) -> raw outputs (batch, frames, 127): cents / 100, (dB + 40) / 40, 60 harmonic
-    logits, (noise dB + 60) / 30."""
+    """features (batch, frames, 15) -> raw outputs (batch, frames, 2 + H + B): cents / 100, (dB + 40) / 40, H
+    harmonic logits, (noise dB + 60) / 30 for B bands."""
 
-    def __init__(self, channels: int = 96, dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 1, 2)):
+    def __init__(self, channels: int = 96, dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 1, 2),
+                 n_harmonics: int = N_HARMONICS, n_noise_bands: int = N_NOISE_BANDS):
         super().__init__()
-        self.config = {"channels": channels, "dilations": list(dilations)}
+        self.config = {"channels": channels, "dilations": list(dilations), "n_harmonics": n_harmonics,
+                       "n_noise_bands": n_noise_bands}
+        self.n_harmonics = n_harmonics
         self.inp = nn.Sequential(nn.Linear(N_FEATURES, channels), nn.GELU(), nn.Linear(channels, channels))
         self.blocks = nn.Sequential(*[ResidualConv(channels, d) for d in dilations])
-        self.out = nn.Linear(channels, N_OUTPUTS)
+        self.out = nn.Linear(channels, 2 + n_harmonics + n_noise_bands)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = self.inp(features).transpose(1, 2)
         return self.out(torch.nn.functional.gelu(self.blocks(x)).transpose(1, 2))
 
 
-def decode(raw: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Raw outputs (..., 127) -> cents (...), amplitude dB (...), harmonic logits (..., 60), noise dB (..., 65)."""
+def decode(raw: torch.Tensor, n_harmonics: int) -> dict[str, torch.Tensor]:
+    """Raw outputs (..., 2 + H + B) -> cents (...), amplitude dB (...), harmonic logits (..., H), noise dB (..., B)."""
     return {"cents": 100.0 * raw[..., 0], "amp_db": -40.0 + 40.0 * raw[..., 1],
-            "harmonic_logits": raw[..., 2:2 + N_HARMONICS], "noise_db": -60.0 + 30.0 * raw[..., 2 + N_HARMONICS:]}
+            "harmonic_logits": raw[..., 2:2 + n_harmonics], "noise_db": -60.0 + 30.0 * raw[..., 2 + n_harmonics:]}
 
 
-def audible_mask(f0: torch.Tensor, max_hz: float) -> torch.Tensor:
-    """f0 (..., frames) Hz -> (..., frames, 60) bool: harmonics below max_hz."""
-    return f0.unsqueeze(-1) * torch.arange(1, N_HARMONICS + 1, dtype=f0.dtype) < max_hz
+def audible_mask(f0: torch.Tensor, max_hz: float, n_harmonics: int) -> torch.Tensor:
+    """f0 (..., frames) Hz -> (..., frames, H) bool: harmonics below max_hz."""
+    return f0.unsqueeze(-1) * torch.arange(1, n_harmonics + 1, dtype=f0.dtype) < max_hz
 
 
 def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -113,12 +144,14 @@ def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 
 
 class ExpressionNet(nn.Module):
-    """note features (batch, notes, 9) -> controls (batch, notes, 6) in (0, 1)."""
+    """note features (batch, notes, 14) -> controls (batch, notes, 6) in (0, 1). Presets trained before the phrase
+    features (n_features 9) read the first nine columns."""
 
-    def __init__(self, hidden: int = 32, dropout: float = 0.3):
+    def __init__(self, hidden: int = 32, dropout: float = 0.3, n_features: int = 9):
         super().__init__()
-        self.config = {"hidden": hidden, "dropout": dropout}
-        self.inp = nn.Linear(N_NOTE_FEATURES, hidden)
+        self.config = {"hidden": hidden, "dropout": dropout, "n_features": n_features}
+        self.n_features = n_features
+        self.inp = nn.Linear(n_features, hidden)
         self.drop = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True, bidirectional=True, dropout=dropout)
         self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 6))
@@ -129,7 +162,7 @@ class ExpressionNet(nn.Module):
             self.out[-1].bias.copy_(torch.logit(mean_controls.clamp(0.02, 0.98)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x, _ = self.gru(self.drop(torch.nn.functional.gelu(self.inp(features))))
+        x, _ = self.gru(self.drop(torch.nn.functional.gelu(self.inp(features[..., :self.n_features]))))
         return torch.sigmoid(self.out(self.drop(x)))
 
 
@@ -157,21 +190,44 @@ def warp_peak(x: np.ndarray, peak: float) -> np.ndarray:
     return np.interp(np.where(j <= new, before, after), np.arange(n), x)
 
 
+PEAK_BUMP_LIMIT_DB = 2.0  # largest bump added to move a note's loudest frame; beyond it the curve is time-warped
+
+
+def bump_peak(z: np.ndarray, peak: float, std_db: float) -> np.ndarray | None:
+    """A z-scored curve (n,) with its loudest frame moved to round(peak * n) by adding the smallest raised-cosine
+    bump there (a few frames wide), so the rest of the curve (its attack, its sustain) stays as it is; None if that
+    takes a bump over PEAK_BUMP_LIMIT_DB at the note's level spread `std_db` or does not work."""
+    n = z.shape[0]
+    target = min(int(round(peak * n)), n - 1)
+    need = float(z.max() - z[target]) + 0.02
+    if need * std_db > PEAK_BUMP_LIMIT_DB:
+        return None
+    width = max(2, n // 40)
+    distance = np.abs(np.arange(n) - target) / width
+    bumped = _zscore(z + need * 0.5 * (1 + np.cos(np.pi * np.minimum(distance, 1.0))))
+    return bumped if abs(int(np.argmax(bumped)) - target) <= max(1, int(0.02 * n)) else None
+
+
 def project_amplitude(amp_db: np.ndarray, volume: float, fluctuation: float, peak: float) -> np.ndarray:
     """A note's amplitude dB curve (n,) -> same shape with mean (volume - 1) * 60, std fluctuation * 24 and its
-    loudest frame at `peak` (within one frame or 2 %): the network's curve, time-warped to move its peak there
-    (blended with the parametric envelope if that is not enough, e.g. a flat curve)."""
+    loudest frame at `peak` (within one frame or 2 %). A nearly flat sustain keeps its shape and gets a small bump at
+    the peak (a steady note's loudest frame is a detail, not a swell); otherwise the network's curve is time-warped
+    to move its peak there (blended with the parametric envelope if that is not enough, e.g. a flat curve)."""
     n = amp_db.shape[0]
     mean_db, std_db = (volume - VOLUME_OFFSET) * 60.0, fluctuation * 60.0 / 2.5
     z = _zscore(amp_db)
     if n > 1:
-        z = _zscore(warp_peak(z, peak))
-        tri = _peak_shape(n, peak)
-        for beta in (0.0, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0):
-            blended = _zscore((1 - beta) * z + beta * tri)
-            if abs(int(np.argmax(blended)) / n - peak) <= max(1.0 / n, 0.02) or beta == 1.0:
-                z = blended
-                break
+        bumped = bump_peak(z, peak, std_db)
+        if bumped is not None:
+            z = bumped
+        else:
+            z = _zscore(warp_peak(z, peak))
+            tri = _peak_shape(n, peak)
+            for beta in (0.0, 0.15, 0.3, 0.5, 0.7, 0.85, 1.0):
+                blended = _zscore((1 - beta) * z + beta * tri)
+                if abs(int(np.argmax(blended)) / n - peak) <= max(1.0 / n, 0.02) or beta == 1.0:
+                    z = blended
+                    break
     # The measure floors at -80 dB: iterate mean and spread so the floored curve reads the targets.
     mean, scale = mean_db, std_db
     for _ in range(60):
@@ -232,9 +288,9 @@ def project_vibrato(deviation: np.ndarray, target: float, rate_hz: float) -> np.
 
 
 def project_brightness(harmonics: np.ndarray, brightness: float) -> np.ndarray:
-    """A note's harmonic distributions (n, 60), zero where inaudible -> tilted by k^-alpha (one alpha per note) so
+    """A note's harmonic distributions (n, H), zero where inaudible -> tilted by k^-alpha (one alpha per note) so
     the note-mean centroid is 12 * brightness (the nearest reachable one when out of reach)."""
-    numbers = np.arange(1, N_HARMONICS + 1, dtype=np.float64)
+    numbers = np.arange(1, harmonics.shape[1] + 1, dtype=np.float64)
     audible = harmonics > 0
     if not audible.any():
         return harmonics
@@ -303,7 +359,7 @@ def project_controls(params: SynthParams, notes: Sequence[Note], controls: torch
     harmonics = params.harmonics.double().numpy().copy()
     noise_db = 20 * np.log10(np.maximum(params.noise.double().numpy(), 1e-12))
     new_amp_db = amp_db.copy()
-    numbers = np.arange(1, N_HARMONICS + 1)
+    numbers = np.arange(1, harmonics.shape[1] + 1)
     for i, (note, row) in enumerate(zip(notes, controls.tolist())):
         volume, fluctuation, peak, vibrato, brightness, attack = row
         a, b = note_frames(note, n_frames)
@@ -360,7 +416,8 @@ def raw_to_params(out: dict[str, torch.Tensor], notes: Sequence[Note], n_frames:
     cents = torch.where(on, out["cents"].clamp(-300, 300), torch.zeros(()))
     f0 = note_pitch_hz(notes, owner) * 2.0 ** (cents / 1200.0)
     amplitude = torch.where(on, 10.0 ** (out["amp_db"].clamp(-100, 6) / 20.0), torch.zeros(()))
-    harmonics = masked_log_softmax(out["harmonic_logits"], audible_mask(f0, max_hz)).exp() * on[:, None]
+    n_harmonics = out["harmonic_logits"].shape[-1]
+    harmonics = masked_log_softmax(out["harmonic_logits"], audible_mask(f0, max_hz, n_harmonics)).exp() * on[:, None]
     noise = 10.0 ** (out["noise_db"].clamp(-120, 0) / 20.0) * on[:, None]
     return SynthParams(f0, amplitude, normalize_harmonics(harmonics, f0, max_hz) * on[:, None], noise, max_hz)
 
@@ -386,10 +443,10 @@ class NeuralSynthesis:
 
     def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
         if not notes:
-            return SynthParams.silence(n_frames, max_hz=self.max_hz)
+            return SynthParams.silence(n_frames, self.net.n_harmonics, self.net.config["n_noise_bands"], self.max_hz)
         features = synthesis_features(notes, reachable_inputs(notes, controls, self.max_hz), n_frames)
         with torch.no_grad():
-            out = decode(self.net(features[None])[0])
+            out = decode(self.net(features[None])[0], self.net.n_harmonics)
         params = raw_to_params(out, notes, n_frames, self.max_hz)
         return project_controls(params, notes, controls, self.vibrato_rate_hz) if self.project else params
 

@@ -18,8 +18,14 @@ from dataclasses import dataclass
 import torch
 
 FRAME_RATE = 250
-N_HARMONICS = 60
+N_HARMONICS = 60  # presets made before the full band; new ones say how many they have
 N_NOISE_BANDS = 65
+FULL_BAND_HZ = 20000.0  # the band a preset covers when its training rate allows: nothing above is audible
+
+
+def band_hz(sample_rate: float) -> float:
+    """The band parameters made from audio at `sample_rate` cover: up to 20 kHz or the Nyquist frequency."""
+    return min(FULL_BAND_HZ, sample_rate / 2.0)
 
 
 @dataclass

@@ -99,12 +99,14 @@ def vibrato_curve(note: Note, start: int, stop: int, n_frames: int) -> torch.Ten
 class ParametricInstrument:
     """Rule-based synthesis generator (the baseline preset kind). Settings come from preset.json:
     `harmonic_profile` (relative harmonic amplitudes before tilt), `noise_profile` (relative band magnitudes),
-    `sustain_noise_db` (noise below the harmonic amplitude after the attack), `max_hz`."""
+    `sustain_noise_db` (noise below the harmonic amplitude after the attack), `max_hz`; as many harmonics as the
+    profile has (at least 60)."""
 
     def __init__(self, harmonic_profile: Sequence[float] | None = None, noise_profile: Sequence[float] | None = None,
                  sustain_noise_db: float = -45.0, max_hz: float = 8000.0):
         base = np.ones(N_HARMONICS) if harmonic_profile is None else np.asarray(harmonic_profile, dtype=np.float64)
-        self.harmonic_profile = np.pad(base, (0, max(0, N_HARMONICS - len(base))))[:N_HARMONICS] + 1e-9
+        self.n_harmonics = max(N_HARMONICS, len(base))
+        self.harmonic_profile = np.pad(base, (0, self.n_harmonics - len(base))) + 1e-9
         noise = np.ones(N_NOISE_BANDS) if noise_profile is None else np.asarray(noise_profile, dtype=np.float64)
         noise = np.interp(np.linspace(0, 1, N_NOISE_BANDS), np.linspace(0, 1, len(noise)), noise) + 1e-9
         self.noise_shape = torch.tensor(noise / np.exp(np.log(noise).mean()), dtype=torch.float32)  # dB-mean 0
@@ -112,7 +114,7 @@ class ParametricInstrument:
         self.max_hz = max_hz
 
     def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
-        params = SynthParams.silence(n_frames, max_hz=self.max_hz)
+        params = SynthParams.silence(n_frames, self.n_harmonics, max_hz=self.max_hz)
         last_hz = midi_to_hz(float(notes[0].pitch)) if notes else 0.0
         previous_stop = 0
         for note, row in zip(notes, controls.tolist()):
@@ -125,7 +127,7 @@ class ParametricInstrument:
             params.f0[start:stop] = hz * 2.0 ** (extent * vibrato_curve(note, start, stop, n_frames) / 12.0)
             amplitude = 10.0 ** (envelope_db(volume, fluctuation, peak, n) / 20.0)
             params.amplitude[start:stop] = amplitude
-            audible = max(1, min(N_HARMONICS, int(self.max_hz / (hz * 2.0 ** (extent / 12.0)))))
+            audible = max(1, min(self.n_harmonics, int(self.max_hz / (hz * 2.0 ** (extent / 12.0)))))
             hd = tilt_for_centroid(self.harmonic_profile, audible, max(1.0, 12.0 * brightness))
             params.harmonics[start:stop] = torch.tensor(hd, dtype=torch.float32)
             sustain = amplitude[:, None] * 10.0 ** (self.sustain_noise_db / 20.0) * self.noise_shape

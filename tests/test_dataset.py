@@ -110,7 +110,7 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "flute"
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth is not installed")
-    build_soundfont_dataset(out, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=2, quiet=True)
+    build_soundfont_dataset(out, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=2, quiet=True, sample_rate=SR)
     return out
 
 
@@ -120,7 +120,10 @@ def test_tiny_dataset_layout_shapes_and_units(tiny):
     assert meta["format"] == "ddsp-dataset" and meta["version"] == 1 and meta["source"] == "soundfont"
     assert meta["sample_rate"] == SR and meta["max_hz"] == SR / 2 and meta["frame_rate"] == FRAME_RATE
     assert meta["program"] == 73 and meta["pitch_range"] == [60, 96]
-    assert len(splits["train"]) == 1 and len(splits["test"]) == 1 and not set(splits["train"]) & set(splits["test"])
+    # per chorale a coverage performance and a musical one (another voice)
+    assert len(splits["train"]) == 2 and len(splits["test"]) == 2 and not set(splits["train"]) & set(splits["test"])
+    styles = [meta["pieces"][p]["style"] for p in splits["train"]]
+    assert sorted(styles) == ["coverage", "musical"] and meta["n_harmonics"] == 100
     assert set(meta["coverage"]) == {"volume", "volume_fluctuation", "volume_peak_position", "vibrato",
                                      "brightness", "attack_noise"}
     assert all(len(c["hist"]) == 10 for c in meta["coverage"].values())
@@ -130,12 +133,12 @@ def test_tiny_dataset_layout_shapes_and_units(tiny):
         piece = load_piece(tiny, piece_id)
         n_frames = analysis.n_frames_for(piece["audio"].shape[0], SR)
         assert piece["f0"].shape == piece["amplitude"].shape == piece["loudness_db"].shape == (n_frames,)
-        assert piece["harmonics"].shape == (n_frames, 60) and piece["noise"].shape == (n_frames, 65)
+        assert piece["harmonics"].shape == (n_frames, 100) and piece["noise"].shape == (n_frames, 65)
         assert piece["controls"].shape == (piece["notes"].shape[0], 6)
         assert (piece["f0"] > 20).all() and (piece["noise"] >= 0).all() and (piece["amplitude"] >= 0).all()
         sums = piece["harmonics"].sum(1)
         assert torch.all(((sums - 1).abs() < 1e-4) | (sums == 0))
-        above = piece["f0"][:, None] * torch.arange(1, 61) >= SR / 2
+        above = piece["f0"][:, None] * torch.arange(1, 101) >= SR / 2
         assert not piece["harmonics"][above].any()
         notes = piece["notes"].numpy()
         assert (notes[1:, 1] >= notes[:-1, 2] - 1e-6).all() and (notes[:, 2] > notes[:, 1]).all()
@@ -180,11 +183,12 @@ def test_an_interrupted_build_resumes_to_the_same_bytes(tiny, tmp_path):
     (copy / "pieces" / f"{victim}.npz").unlink()
     with pytest.raises(DatasetError, match="incomplete"):
         load_dataset(copy)
-    build_soundfont_dataset(copy, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=2, quiet=True)
+    build_soundfont_dataset(copy, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=2, quiet=True, sample_rate=SR)
     assert np.array_equal(load_piece(copy, victim)["audio"], load_piece(tiny, victim)["audio"])
     assert load_dataset(copy)[0]["coverage"] == meta["coverage"]
     with pytest.raises(DatasetError, match="other settings"):
-        build_soundfont_dataset(copy, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=3, quiet=True)
+        build_soundfont_dataset(copy, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=3, quiet=True,
+                                sample_rate=SR)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +220,7 @@ def recordings(tmp_path_factory):
 def test_recordings_dataset_with_and_without_midi(recordings, tmp_path):
     folder, truth = recordings
     out = tmp_path / "mine"
-    meta = build_recordings_dataset(folder, out, "mine", program=71, quiet=True)
+    meta = build_recordings_dataset(folder, out, "mine", program=71, quiet=True, sample_rate=SR)
     assert meta["source"] == "recordings" and meta["program"] == 71 and meta["soundfont"] is None
     assert sorted(meta["splits"]["train"] + meta["splits"]["test"]) == ["take0", "take1"]
     assert len(meta["splits"]["test"]) == 1
@@ -228,7 +232,7 @@ def test_recordings_dataset_with_and_without_midi(recordings, tmp_path):
                   for n in truth["take1"])
     assert matched >= 0.7 * len(truth["take1"])
     n_frames = analysis.n_frames_for(found["audio"].shape[0], SR)
-    assert found["harmonics"].shape == (n_frames, 60) and found["controls"].shape[1] == 6
+    assert found["harmonics"].shape == (n_frames, 100) and found["controls"].shape[1] == 6
     for pitch, onset, offset, _ in found["notes"].tolist():
         a, b = int(math.ceil(onset * FRAME_RATE)) + 10, int(offset * FRAME_RATE) - 5
         if b - a >= 10:

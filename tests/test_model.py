@@ -61,6 +61,21 @@ def test_amplitude_projection_peak_and_statistics():
     assert abs(int(np.argmax(out)) / 200 - 0.3) <= 0.02
 
 
+def test_a_steady_note_keeps_its_attack_when_its_peak_moves():
+    """A fast attack and a steady sustain: asking for the loudest frame mid-note adds a small bump there instead of
+    stretching the attack over half the note (which made every note a swell)."""
+    rng = np.random.default_rng(0)
+    curve = np.concatenate([np.linspace(-40, -12, 5), -12 + rng.normal(0, 0.3, 245)])  # 20 ms attack, 1 s sustain
+    for peak in (0.1, 0.5, 0.9):
+        out = project_amplitude(curve, volume=0.8, fluctuation=0.07, peak=peak)
+        assert abs(int(np.argmax(out)) / 250 - peak) <= 0.02
+        assert out.mean() == pytest.approx((0.8 - 1) * 60) and out.std() == pytest.approx(0.07 * 24)
+        assert int(np.argmax(out >= out.max() - 6)) <= 5  # within 6 dB of the top by the end of the attack
+    # a swell asked for with a large spread still moves the whole curve
+    swell = project_amplitude(curve, volume=0.8, fluctuation=0.4, peak=0.9)
+    assert int(np.argmax(swell >= swell.max() - 6)) > 100
+
+
 def test_expression_generator_range_and_weights_roundtrip(tmp_path):
     torch.manual_seed(0)
     synthesis, expression = SynthesisNet(channels=16, dilations=[1]), ExpressionNet(hidden=8)

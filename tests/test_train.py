@@ -18,22 +18,22 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("neural")
     data = write_synthetic_dataset(root / "data", n_pieces=3, seconds=3.0, seed=3)
     args = ["train", "--instrument", "tiny", "--data", str(data), "--out", str(root / "presets" / "tiny"),
-            "--runs", str(root / "runs"), "--tiny", "--checkpoint-every", "3", "-q"]
-    assert main(args + ["--steps", "4"]) == 0
+            "--runs", str(root / "runs"), "--tiny", "--checkpoint-every", "3", "--steps", "4", "-q"]
+    assert main(args + ["--spectral-steps", "2"]) == 0  # 4 regression steps, then 2 through the synthesizer
     first = torch.load(root / "runs" / "checkpoint.pt", weights_only=False)
-    assert main(args + ["--steps", "7", "--resume"]) == 0
+    assert main(args + ["--spectral-steps", "5", "--resume"]) == 0
     return root, first
 
 
 def test_resume_continues_the_step_count(trained):
     root, first = trained
-    assert first["step"] == 4
+    assert first["step"] == 6
     state = torch.load(root / "runs" / "checkpoint.pt", weights_only=False)
-    assert state["step"] == 7
+    assert state["step"] == 9
     log = (root / "runs" / "train.log").read_text()
-    assert "resume at step 4" in log and "step 7" in log
+    assert "resume at step 6" in log and "step 9" in log and "spectral" in log
     meta = json.loads((root / "presets" / "tiny" / "preset.json").read_text())
-    assert meta["kind"] == "neural" and meta["training"]["steps"] == 7 and meta["program"] == 73
+    assert meta["kind"] == "neural" and meta["training"]["steps"] == 9 and meta["program"] == 73
 
 
 def test_same_seed_same_weights(tmp_path, trained):

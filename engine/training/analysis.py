@@ -257,9 +257,10 @@ def hold_frames(f0: np.ndarray, hold: np.ndarray) -> np.ndarray:
 
 def analyze(audio: np.ndarray, f0: np.ndarray, sample_rate: int, refine: bool = True,
             voiced: np.ndarray | None = None, hold: np.ndarray | None = None,
-            n_harmonics: int = N_HARMONICS) -> dict[str, np.ndarray]:
+            n_harmonics: int = N_HARMONICS, max_hz: float | None = None) -> dict[str, np.ndarray]:
     """Audio and an assumed f0 -> frame targets at FRAME_RATE (voiced: frames whose f0 may be refined; hold:
-    frames whose f0 becomes the last one before them after refinement, e.g. rests).
+    frames whose f0 becomes the last one before them after refinement, e.g. rests; max_hz: the band the targets
+    cover, default the Nyquist frequency).
 
     audio: (n,) float at sample_rate, frame 0 = sample 0; f0: (F,) Hz with F = n_frames_for(n, sample_rate).
     -> {"f0" (F,), "amplitude" (F,), "harmonics" (F, n_harmonics), "noise" (F, 65), "loudness_db" (F,),
@@ -271,7 +272,7 @@ def analyze(audio: np.ndarray, f0: np.ndarray, sample_rate: int, refine: bool = 
     f0 = np.asarray(f0, dtype=np.float64)
     if f0.shape != (n_frames,):
         raise ValueError(f"f0 has {f0.shape[0]} frames; {n} samples at {sample_rate} Hz need {n_frames}")
-    max_hz = sample_rate / 2.0
+    max_hz = min(max_hz or sample_rate / 2.0, sample_rate / 2.0)
     if refine:
         f0 = refine_f0(audio, f0, sample_rate, voiced=voiced)
     if hold is not None:

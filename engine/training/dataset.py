@@ -38,10 +38,11 @@ from ..dsp import check_sample_rate, synthesize
 from ..expression import extract_controls
 from daw_bridge.files import write_atomic, write_json_atomic
 from ..notes import CONTROL_NAMES, Note, NoteError
-from ..params import FRAME_RATE, SynthParams
-from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform
+from ..params import FRAME_RATE, SynthParams, band_hz
+from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform, perform_musical
 
 FORMAT, VERSION = "ddsp-dataset", 1
+DATASET_HARMONICS = 100  # with the 20 kHz band: every note above 200 Hz is harmonic to the top, 58 Hz to 5.8 kHz
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf3/MuseScore_General.sf3")
 RENDER_RATE = 48000
 LOUD_DB = -6.0  # harmonic amplitude of loud notes, dB re a full-scale sine (volume control 0.9)
@@ -118,11 +119,13 @@ def note_frames_mask(notes: list[Note], n_frames: int, skip_start: float = 0.0, 
 
 
 def piece_targets(audio: np.ndarray, prior_f0: np.ndarray, notes: list[Note], sample_rate: int,
-                  voiced: np.ndarray | None = None, refine: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+                  voiced: np.ndarray | None = None, refine: bool = True,
+                  n_harmonics: int = DATASET_HARMONICS) -> tuple[dict[str, np.ndarray], dict]:
     """Audio + assumed f0 + notes -> (the npz arrays, measurements).
 
     audio: (n,) at sample_rate; prior_f0: (F,) Hz; voiced: (F,) frames whose f0 may be refined (default: all
-    but those around note onsets); refine False: prior_f0 is final."""
+    but those around note onsets); refine False: prior_f0 is final. Targets cover band_hz(sample_rate) with
+    n_harmonics harmonics (the noise carries what lies above the highest harmonic of low notes)."""
     n = audio.shape[0]
     n_frames = analysis.n_frames_for(n, sample_rate)
     prior_f0 = fit_frames(prior_f0, n_frames).astype(np.float64)
@@ -130,8 +133,9 @@ def piece_targets(audio: np.ndarray, prior_f0: np.ndarray, notes: list[Note], sa
     stored_notes = notes_from_array(notes_array)  # controls from the notes exactly as stored
     if voiced is None:
         voiced = ~analysis.note_change_frames(notes_array[:, 1], n_frames)
-    targets = analysis.analyze(audio, prior_f0, sample_rate, refine=refine, voiced=voiced)
-    max_hz = sample_rate / 2.0
+    max_hz = band_hz(sample_rate)
+    targets = analysis.analyze(audio, prior_f0, sample_rate, refine=refine, voiced=voiced, n_harmonics=n_harmonics,
+                               max_hz=max_hz)
     params = SynthParams(*(torch.from_numpy(targets[k]) for k in ("f0", "amplitude", "harmonics", "noise")), max_hz)
     controls = extract_controls(params, stored_notes).numpy()
     arrays = {
@@ -413,9 +417,12 @@ def progress_bar(total: int, desc: str, quiet: bool):
 
 
 def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, held_out: int = 6,
-                            sample_rate: int = 16000, soundfont: str | None = None, seed: int = 0,
-                            max_seconds: float = 20.0, flatten: bool = True, quiet: bool = False) -> dict:
-    """Render chorale voices for one GM instrument and analyse them into `out` (see the module docstring)."""
+                            sample_rate: int = 48000, soundfont: str | None = None, seed: int = 0,
+                            max_seconds: float = 20.0, flatten: bool = True, quiet: bool = False,
+                            musical: bool = True) -> dict:
+    """Render chorale voices for one GM instrument and analyse them into `out` (see the module docstring): per
+    chorale one voice in a coverage performance (every control value, for the synthesis generator) and, with
+    `musical`, another voice in a musical performance (what a player would do, for the expression generator)."""
     try:
         spec = get_instrument(instrument)
     except ValueError as error:
@@ -429,7 +436,8 @@ def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, 
     out = Path(out)
     settings = {"format": FORMAT, "version": VERSION, "source": "soundfont", "instrument": spec.name,
                 "program": spec.program, "soundfont": str(font), "pieces": pieces, "held_out": held_out,
-                "sample_rate": sample_rate, "seed": seed, "max_seconds": max_seconds, "flatten_wobble": flatten}
+                "sample_rate": sample_rate, "seed": seed, "max_seconds": max_seconds, "flatten_wobble": flatten,
+                "musical": musical, "n_harmonics": DATASET_HARMONICS}
     builder = Builder(out, settings)
     builder.start()
     chorales = select_chorales(pieces, held_out, seed)
@@ -441,22 +449,30 @@ def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, 
             for chorale, split, voices in chorales:
                 rng = np.random.default_rng([seed, spec.program, zlib.crc32(chorale.encode())])
                 voice = str(rng.choice(sorted(voices)))
-                piece_id = f"{chorale}-{voice}"
-                info = builder.done(piece_id)
-                if info is None:
-                    if gain is None:
-                        gain = calibrate_gain(spec.program, spec.low, spec.high, font, workdir, sample_rate)
-                    performance = perform(voices[voice], spec, rng, max_seconds)
-                    arrays, info = render_piece(performance, spec.program, font, sample_rate, gain, workdir, flatten)
-                    info.update({"split": split, "chorale": chorale, "voice": voice,
-                                 "transpose": performance.transpose, "gain": gain})
-                    builder.write(piece_id, arrays, info)
-                infos[piece_id] = info
+                other = str(rng.choice([v for v in sorted(voices) if v != voice]))
+                todo = [(f"{chorale}-{voice}", voice, "coverage", perform)]
+                if musical:
+                    todo.append((f"{chorale}-{other}-musical", other, "musical", perform_musical))
+                for piece_id, part, style, player in todo:
+                    info = builder.done(piece_id)
+                    if info is None:
+                        if gain is None:
+                            gain = calibrate_gain(spec.program, spec.low, spec.high, font, workdir, sample_rate)
+                        piece_rng = np.random.default_rng([seed, spec.program, zlib.crc32(piece_id.encode())])
+                        performance = player(voices[part], spec, piece_rng if style == "musical" else rng,
+                                             max_seconds)
+                        arrays, info = render_piece(performance, spec.program, font, sample_rate, gain, workdir,
+                                                    flatten)
+                        info.update({"split": split, "chorale": chorale, "voice": part, "style": style,
+                                     "transpose": performance.transpose, "gain": gain})
+                        builder.write(piece_id, arrays, info)
+                    infos[piece_id] = info
                 bar.update(1)
     splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
     gains = {i["gain"] for i in infos.values()}
     meta = {"format": FORMAT, "version": VERSION, "instrument": spec.name, "program": spec.program,
-            "source": "soundfont", "soundfont": str(font), "sample_rate": sample_rate, "max_hz": sample_rate / 2,
+            "source": "soundfont", "soundfont": str(font), "sample_rate": sample_rate, "max_hz": band_hz(sample_rate),
+            "n_harmonics": DATASET_HARMONICS,
             "frame_rate": FRAME_RATE, "pitch_range": [spec.low, spec.high], "splits": splits, "seed": seed,
             "render": {"engine": "fluidsynth", "rate": RENDER_RATE, "reverb": False, "chorus": False,
                        "gain": sorted(gains)[0] if len(gains) == 1 else sorted(gains),

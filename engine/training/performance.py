@@ -358,3 +358,155 @@ def _curve_events(onset: float, n_frames: int, values: np.ndarray, message, orde
             events.append((tick, order, message(value)))
             previous = value
     return events
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Musical performances: what a player would do (the expression generator's prior). Rules and numbers: docs/dataset.md
+
+@dataclass(frozen=True)
+class PlayingStyle:
+    """How an instrument is played by default: vibrato rate (Hz) and extent (semitones, half the peak-to-peak
+    swing) ranges, the fraction of notes long enough for vibrato that get it, and its onset delay (s)."""
+    vibrato_rate: tuple[float, float]
+    vibrato_extent: tuple[float, float]
+    vibrato_share: float
+    vibrato_delay: tuple[float, float] = (0.12, 0.3)
+
+
+PLAYING_STYLES = {
+    "violin": PlayingStyle((5.5, 6.5), (0.12, 0.3), 0.9),
+    "viola": PlayingStyle((5.0, 6.5), (0.12, 0.3), 0.9),
+    "cello": PlayingStyle((5.0, 6.0), (0.1, 0.25), 0.9),
+    "contrabass": PlayingStyle((4.5, 5.5), (0.1, 0.2), 0.7),
+    "flute": PlayingStyle((4.5, 5.5), (0.04, 0.12), 0.8),
+    "oboe": PlayingStyle((4.5, 5.5), (0.04, 0.1), 0.8),
+    "bassoon": PlayingStyle((4.5, 5.5), (0.03, 0.08), 0.6),
+    "clarinet": PlayingStyle((5.0, 5.5), (0.0, 0.0), 0.0),  # the classical clarinet plays without vibrato
+    "soprano_sax": PlayingStyle((5.0, 6.0), (0.08, 0.2), 0.8),
+    "alto_sax": PlayingStyle((5.0, 6.0), (0.08, 0.2), 0.8),
+}
+DEFAULT_STYLE = PlayingStyle((4.5, 5.5), (0.0, 0.05), 0.3)
+DYNAMICS_DB = {"p": -14.0, "mp": -11.0, "mf": -8.0, "f": -4.0}  # velocity 64, 76, 80, 101 (40 log10(v/127) dB)
+LEGATO_REPEAT_GAP = 0.04  # s: a repeated pitch is re-articulated
+LEAP_SEMITONES = 7  # leap articulation: a micropause before leaps of a fifth or more (half of them)
+
+
+def _musical_timeline(melody: list[MelodyNote], rng: np.random.Generator, max_seconds: float) -> list[dict]:
+    """Onset/offset per note with the KTH timing rules: one tempo per piece (60-96 bpm); phrase arch in tempo
+    (slower at the ends of a phrase, +-4 %); duration contrast (IOIs under 0.25 s 4 % shorter, over 0.75 s 3 %
+    longer); fermatas held 1.5x then a breath of 0.15-0.35 s (punctuation); final ritardando over the last 3 notes
+    (to 80 % of the tempo); legato: each note lasts to the next onset, except a repeated pitch (re-articulated 40 ms
+    early), half the leaps of a fifth or more (30 ms micropause) and phrase ends."""
+    seconds_per_quarter = 60.0 / rng.uniform(60.0, 96.0)
+    phrases = np.cumsum([0] + [int(n.fermata) for n in melody[:-1]])
+    timed, time = [], LEAD_IN_SECONDS
+    for index, note in enumerate(melody):
+        gap_ql = note.start - (melody[index - 1].start + melody[index - 1].length) if index else 0.0
+        time += max(0.0, gap_ql) * seconds_per_quarter
+        members = np.flatnonzero(phrases == phrases[index])
+        position = (index - members[0]) / max(len(members) - 1, 1)
+        rate = seconds_per_quarter * (1.0 + 0.04 * (2.0 * abs(position - 0.5) - 0.5))  # phrase arch
+        ioi = note.length * rate
+        ioi *= 0.96 if ioi < 0.25 else 1.03 if ioi > 0.75 else 1.0  # duration contrast
+        if index >= len(melody) - 3:
+            ioi /= 1.0 - 0.2 * (index - len(melody) + 4) / 3.0  # final ritardando
+        if note.fermata:
+            ioi *= 1.5
+        timed.append({"pitch": note.pitch, "onset": time, "ioi": ioi, "fermata": note.fermata,
+                      "phrase": int(phrases[index]), "rest_after": False})
+        time += ioi
+        if note.fermata and index + 1 < len(melody):
+            time += rng.uniform(0.15, 0.35)  # breath or bow lift
+    for index, item in enumerate(timed):
+        nxt = timed[index + 1] if index + 1 < len(timed) else None
+        end = item["onset"] + item["ioi"]
+        if nxt is None or nxt["onset"] > end + 1e-6 or item["fermata"]:
+            offset = end - 0.03 * item["fermata"]  # phrase end or rest: as written
+        elif nxt["pitch"] == item["pitch"]:
+            offset = end - LEGATO_REPEAT_GAP
+        elif abs(nxt["pitch"] - item["pitch"]) >= LEAP_SEMITONES and rng.random() < 0.5:
+            offset = end - 0.03
+        else:
+            offset = nxt["onset"]  # legato: the notes touch
+        item["offset"] = max(item["onset"] + MIN_NOTE_SECONDS, offset)
+    fitting = [i for i, n in enumerate(timed) if n["offset"] <= max_seconds]
+    if not fitting:
+        return timed[:1]
+    phrase_ends = [i for i in fitting if timed[i]["fermata"] and timed[i]["offset"] >= 0.6 * max_seconds]
+    return timed[:(phrase_ends[-1] if phrase_ends else fitting[-1]) + 1]
+
+
+def _musical_envelope_db(n_frames: int, duration: float, rng: np.random.Generator) -> np.ndarray:
+    """CC11 of one note in dB: a steady sustain with a small natural drift (a slow random walk, sd ~0.5 dB) and, on
+    notes over 0.6 s, a gentle taper of 1-3 dB over the last 30 % (the player eases off before the next note)."""
+    steps = rng.normal(0.0, 0.08, n_frames)
+    drift = np.cumsum(steps)
+    drift -= np.linspace(drift[0], drift[-1], n_frames) * 0.5
+    drift = np.clip(drift - drift.mean(), -1.5, 1.5)
+    position = np.arange(n_frames) / max(n_frames - 1, 1)
+    taper = -rng.uniform(1.0, 3.0) * np.clip((position - 0.7) / 0.3, 0.0, 1.0) if duration > 0.6 else 0.0
+    envelope = drift + taper
+    return envelope - envelope.max()
+
+
+def _musical_vibrato(n_frames: int, duration: float, style: PlayingStyle, rng: np.random.Generator) -> np.ndarray:
+    """Vibrato as players use it: only on notes of 0.35 s or more (and `style.vibrato_share` of them), starting
+    after a delay, fading in over 0.15-0.3 s, at the instrument's rate and extent."""
+    if duration < 0.35 or style.vibrato_extent[1] <= 0 or rng.random() >= style.vibrato_share:
+        return np.zeros(n_frames)
+    extent = rng.uniform(*style.vibrato_extent)
+    rate = rng.uniform(*style.vibrato_rate)
+    delay = min(rng.uniform(*style.vibrato_delay), 0.4 * duration)
+    fade = rng.uniform(0.15, 0.3)
+    t = np.arange(n_frames) / FRAME_RATE
+    return extent * np.clip((t - delay) / fade, 0.0, 1.0) * np.sin(2 * np.pi * rate * (t - delay))
+
+
+def perform_musical(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Generator,
+                    max_seconds: float = 20.0, transpose: int | None = None) -> Performance:
+    """One voice -> a musical performance (the default a producer expects): KTH timing rules, legato phrases, a
+    dynamic per piece (p..f, on the velocity) shaped by phrase arch (+-3 dB), high-loud (+3 dB an octave) and
+    duration contrast (short notes -1.5 dB, long +1 dB), a steady sustain and idiomatic vibrato."""
+    if transpose is None:
+        transpose = place_in_range([n.pitch for n in melody], instrument.low, instrument.high, rng)
+    style = PLAYING_STYLES.get(instrument.name, DEFAULT_STYLE)
+    timed = _musical_timeline(melody, rng, max_seconds)
+    duration = timed[-1]["offset"] + TAIL_SECONDS
+    n_frames = int(math.ceil(duration * FRAME_RATE)) + 1
+    pitch_frames, bend_frames = np.zeros(n_frames), np.zeros(n_frames)
+    events: list[tuple[int, int, list[int]]] = []
+    spans, notes = [], []
+    dynamic_db = DYNAMICS_DB[str(rng.choice(list(DYNAMICS_DB), p=[0.15, 0.25, 0.4, 0.2]))]
+    pitches = [fold_into_range(n["pitch"] + transpose, instrument.low, instrument.high) for n in timed]
+    mean_pitch = float(np.mean(pitches))
+    phrases = sorted({n["phrase"] for n in timed})
+    channel_filters = {c: (0.0, 0.0) for p in phrases for c in _phrase_channels(p)}
+    members = {p: [i for i, n in enumerate(timed) if n["phrase"] == p] for p in phrases}
+    for index, (item, pitch) in enumerate(zip(timed, pitches)):
+        group = members[item["phrase"]]
+        position = (group.index(index) + 0.5) / len(group)
+        arch = 3.0 * math.sin(math.pi * position) - 1.5  # phrase arch: softer at the ends, louder in the middle
+        ioi = item["ioi"]
+        contrast = -1.5 if ioi < 0.25 else 1.0 if ioi > 0.75 else 0.0
+        level_db = dynamic_db + arch + 3.0 * (pitch - mean_pitch) / 12.0 + contrast + rng.normal(0.0, 0.7)
+        velocity = int(np.clip(_db_to_midi(min(level_db, 0.0)), 1, 127))
+        onset_tick, offset_tick = _ticks(item["onset"]), _ticks(item["offset"])
+        onset, offset = onset_tick / TICKS_PER_SECOND, offset_tick / TICKS_PER_SECOND
+        first = int(math.ceil(onset * FRAME_RATE))
+        frames = max(min(int(math.ceil(offset * FRAME_RATE)), n_frames) - first, 1)
+        envelope = _musical_envelope_db(frames, offset - onset, rng)
+        bend = _musical_vibrato(frames, offset - onset, style, rng) + rng.normal(0.0, 0.03)
+        start = 0 if index == 0 else first
+        pitch_frames[start:] = pitch
+        bend_frames[start:first] = bend[0]
+        bend_frames[first:first + frames] = bend
+        bend_frames[first + frames:] = bend[-1]
+        channel = _phrase_channels(item["phrase"])[group.index(index) % 2]
+        events.append((onset_tick, 1, [0xB0 | channel, 7, 127]))
+        events += _curve_events(onset, frames, _db_to_midi(envelope), lambda v, c=channel: [0xB0 | c, 11, int(v)], 2)
+        spans.append((onset, first, frames, channel))
+        events.append((onset_tick, 3, [0x90 | channel, pitch, velocity]))
+        events.append((offset_tick, 0, [0x80 | channel, pitch, 0]))
+        notes.append(Note(pitch=pitch, onset=onset, offset=offset, velocity=velocity, id=str(index)))
+    f0 = 440.0 * 2.0 ** ((pitch_frames + bend_frames - 69.0) / 12.0)
+    return Performance(notes, f0.astype(np.float32), bend_frames, duration, events, spans, channel_filters, transpose)

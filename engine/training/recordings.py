@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis
-from .dataset import (FORMAT, LOUD_DB, VERSION, Builder, DatasetError, note_frames_mask, piece_targets,
+from .dataset import (DATASET_HARMONICS, FORMAT, LOUD_DB, VERSION, Builder, DatasetError, note_frames_mask, piece_targets,
                       progress_bar, resample)
 from ..dsp import check_sample_rate
 from ..notes import Note, NoteError
-from ..params import FRAME_RATE
+from ..params import FRAME_RATE, band_hz
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -197,7 +197,7 @@ def _cents_summary(f0: np.ndarray, reference: np.ndarray, notes: list[Note], val
 
 
 def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument_name: str,
-                             program: int | None = None, held_out: int | None = None, sample_rate: int = 16000,
+                             program: int | None = None, held_out: int | None = None, sample_rate: int = 48000,
                              seed: int = 0, quiet: bool = False) -> dict:
     """Analyse a folder of monophonic recordings (WAV/FLAC, optional same-named .mid) into a dataset at `out`.
     Held-out pieces are whole recordings (about 15 %, at least one when there are two or more)."""
@@ -241,7 +241,7 @@ def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument
     pitches = [int(p) for i in infos for p in np.load(out / "pieces" / f"{i}.npz")["notes"][:, 0]]
     splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
     meta = {"format": FORMAT, "version": VERSION, "instrument": instrument_name, "program": program,
-            "source": "recordings", "soundfont": None, "sample_rate": sample_rate, "max_hz": sample_rate / 2,
+            "source": "recordings", "soundfont": None, "sample_rate": sample_rate, "max_hz": band_hz(sample_rate), "n_harmonics": DATASET_HARMONICS,
             "frame_rate": FRAME_RATE, "pitch_range": [min(pitches), max(pitches)], "splits": splits, "seed": seed,
             "recordings": str(folder.resolve()), "pitch_tracker": f"pesto-pitch {analysis.PESTO_MODEL}"}
     return builder.finish(meta, infos)

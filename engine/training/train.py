@@ -1,10 +1,13 @@
 """Training of a neural preset: `python -m engine train --instrument flute --data data/flute --out presets/flute`.
 
-Both generators train by regression on the dataset's analysis targets (see docs/presets.md):
-- synthesis: random 2 s crops of the training pieces; L1 on f0 cents (from the note pitch) and amplitude dB,
-  cross-entropy on the harmonic distribution, L1 on noise band dB, all over the frames where a note sounds;
-- expression: random runs of up to 64 notes; MSE on the six pooled controls.
-One step trains both. Adam with a cosine learning-rate decay, fixed seeds, one torch thread by default. Progress on
+Two stages (see docs/presets.md):
+- regression on the dataset's analysis targets. Synthesis: random 2 s crops of all training pieces; L1 on f0 cents
+  (from the note pitch) and amplitude dB, cross-entropy on the harmonic distribution, L1 on noise band dB, all over
+  the frames where a note sounds. Expression: random runs of up to 64 notes of the *musical* pieces (all pieces if
+  the dataset has none); MSE on the six pooled controls. One step trains both.
+- then `spectral_steps` through the synthesizer (engine.training.spectral): the crops rendered from the network's
+  amplitude, harmonics and noise at the true f0, multi-resolution STFT loss against the real audio, plus the
+  regression terms at a small weight (f0 stays explicit: its head keeps the regression loss). Adam with a cosine learning-rate decay, fixed seeds, one torch thread by default. Progress on
 a tqdm bar and in `<runs>/train.log`; a checkpoint (`<runs>/checkpoint.pt`: networks, optimisers, step, RNG
 states) every `--checkpoint-every` steps, so `--resume` continues where it stopped. At the end the preset folder
 gets `model.pt` and `preset.json` (metrics come from `python -m engine evaluate`).
@@ -23,10 +26,11 @@ import torch
 
 from daw_bridge.files import write_atomic
 from ..expression import extract_controls, to_db
-from ..model import (WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
+from ..model import (N_NOTE_FEATURES, WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
                     masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
 from ..notes import Note
-from ..params import FRAME_RATE, N_HARMONICS, SynthParams
+from . import spectral
+from ..params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams
 
 VERSION = 1
 
@@ -48,11 +52,16 @@ def load_dataset(folder: str | Path) -> tuple[dict, dict[str, dict]]:
     pieces = {}
     for split in ("train", "test"):
         for piece_id in meta["splits"][split]:
-            pieces[piece_id] = load_piece(folder / "pieces" / f"{piece_id}.npz")
+            pieces[piece_id] = load_piece(folder / "pieces" / f"{piece_id}.npz", meta.get("n_harmonics", N_HARMONICS))
     return meta, pieces
 
 
-def load_piece(path: str | Path) -> dict:
+def piece_style(meta: dict, piece_id: str) -> str:
+    """"musical" (a player's default performance) or "coverage" (every control value), from the build record."""
+    return meta.get("pieces", {}).get(piece_id, {}).get("style", "coverage")
+
+
+def load_piece(path: str | Path, n_harmonics: int = N_HARMONICS) -> dict:
     try:
         with np.load(path) as data:
             piece = {key: data[key] for key in data.files}
@@ -61,8 +70,8 @@ def load_piece(path: str | Path) -> dict:
     missing = {"audio", "f0", "amplitude", "harmonics", "noise", "notes", "controls"} - set(piece)
     if missing:
         raise TrainError(f"piece {path} lacks {', '.join(sorted(missing))}")
-    if piece["harmonics"].shape[-1] != N_HARMONICS or piece["controls"].shape[-1] != 6:
-        raise TrainError(f"piece {path}: harmonics must have {N_HARMONICS} columns and controls 6")
+    if piece["harmonics"].shape[-1] != n_harmonics or piece["controls"].shape[-1] != 6:
+        raise TrainError(f"piece {path}: harmonics must have {n_harmonics} columns and controls 6")
     return piece
 
 
@@ -86,11 +95,14 @@ class PreparedPiece:
     noise_db: torch.Tensor  # (F, 65)
     f0: torch.Tensor  # (F,)
     on: torch.Tensor  # (F,) 1 where a note sounds
-    note_features: torch.Tensor  # (n, 9)
+    note_features: torch.Tensor  # (n, 14)
     controls: torch.Tensor  # (n, 6)
+    audio: np.ndarray | None = None  # (samples,) the real audio, for training through the synthesizer
+    gate: np.ndarray | None = None  # (samples,) the render's note gate
 
 
-def prepare_piece(piece: dict) -> PreparedPiece:
+def prepare_piece(piece: dict, sample_rate: int | None = None) -> PreparedPiece:
+    """Network inputs and targets of a piece; with `sample_rate`, also its audio and note gate."""
     notes = piece_notes(piece)
     controls = torch.from_numpy(np.asarray(piece["controls"], dtype=np.float32))
     f0 = torch.from_numpy(np.asarray(piece["f0"], dtype=np.float32))
@@ -104,7 +116,9 @@ def prepare_piece(piece: dict) -> PreparedPiece:
         harmonics=torch.from_numpy(np.asarray(piece["harmonics"], dtype=np.float32)),
         noise_db=to_db(torch.from_numpy(np.asarray(piece["noise"], dtype=np.float32))),
         f0=f0, on=torch.from_numpy((owner >= 0).astype(np.float32)), note_features=note_features(notes),
-        controls=controls)
+        controls=controls,
+        audio=np.asarray(piece["audio"], dtype=np.float32) if sample_rate else None,
+        gate=spectral.piece_gate(notes, piece["audio"].shape[0], sample_rate) if sample_rate else None)
 
 
 def vibrato_rate(pieces: list[dict]) -> float:
@@ -155,11 +169,11 @@ def expression_batch(pieces: list[PreparedPiece], rng: random.Random, batch: int
 
 
 def synthesis_losses(net: SynthesisNet, batch: dict, max_hz: float) -> dict[str, torch.Tensor]:
-    out = decode(net(batch["features"]))
+    out = decode(net(batch["features"]), net.n_harmonics)
     on = batch["on"]
     count = on.sum().clamp_min(1.0)
     voiced = on * (batch["harmonics"].sum(-1) > 0.5)
-    log_p = masked_log_softmax(out["harmonic_logits"], audible_mask(batch["f0"], max_hz))
+    log_p = masked_log_softmax(out["harmonic_logits"], audible_mask(batch["f0"], max_hz, net.n_harmonics))
     cross_entropy = -(batch["harmonics"] * log_p).sum(-1)
     return {
         "cents": ((out["cents"] - batch["cents"]).abs() * on).sum() / count / 100.0,
@@ -186,7 +200,7 @@ class TrainConfig:
     channels: int = 96
     dilations: list = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 1, 2])
     expression_hidden: int = 32
-    expression_steps: int = 600
+    expression_steps: int = 1500
     expression_batch: int = 16
     expression_notes: int = 64
     learning_rate: float = 2e-3
@@ -194,6 +208,11 @@ class TrainConfig:
     checkpoint_every: int = 250
     runs: str = ""
     threads: int = 1
+    spectral_steps: int = 0
+    spectral_batch: int = 4
+    spectral_frames: int = 200
+    spectral_learning_rate: float = 3e-4
+    spectral_regression_weight: float = 0.1
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -208,13 +227,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     if not train_ids:
         raise TrainError(f"{config.data}: the train split is empty")
     max_hz = float(meta["max_hz"])
-    prepared = [prepare_piece(pieces[i]) for i in train_ids]
+    sample_rate = int(meta["sample_rate"])
+    prepared = [prepare_piece(pieces[i], sample_rate if config.spectral_steps else None) for i in train_ids]
+    musical = [p for i, p in zip(train_ids, prepared) if piece_style(meta, i) == "musical"] or prepared
 
     torch.manual_seed(config.seed)
-    synthesis = SynthesisNet(config.channels, config.dilations)
-    expression = ExpressionNet(config.expression_hidden)
+    synthesis = SynthesisNet(config.channels, config.dilations, int(meta.get("n_harmonics", N_HARMONICS)),
+                             prepared[0].noise_db.shape[-1])
+    expression = ExpressionNet(config.expression_hidden, n_features=N_NOTE_FEATURES)
     opt_s = torch.optim.Adam(synthesis.parameters(), lr=config.learning_rate)
-    expression.start_at(torch.cat([p.controls for p in prepared]).mean(0))
+    expression.start_at(torch.cat([p.controls for p in musical]).mean(0))
     opt_e = torch.optim.AdamW(expression.parameters(), lr=config.learning_rate, weight_decay=0.05)
     rng = random.Random(config.seed)
     step, seconds = 0, 0.0
@@ -241,22 +263,38 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
 
     losses: dict[str, float] = {}
     e_loss = torch.zeros(())
-    bar = tqdm(total=config.steps, initial=step, desc=f"train {config.instrument}", unit="step",
+    total = config.steps + config.spectral_steps
+    spectral_loss = spectral.spectral_loss_fn(sample_rate) if config.spectral_steps else None
+    bar = tqdm(total=total, initial=step, desc=f"train {config.instrument}", unit="step",
                disable=not progress, dynamic_ncols=True)
-    while step < config.steps:
+    while step < total:
         started = time.perf_counter()
-        lr = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+        if step < config.steps:
+            lr = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+            terms = synthesis_losses(synthesis, synthesis_batch(prepared, rng, config.batch, config.crop_frames),
+                                     max_hz)
+        else:  # through the synthesizer
+            progress_s = (step - config.steps) / config.spectral_steps
+            lr = config.spectral_learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_s)))
+            terms = {k: config.spectral_regression_weight * v for k, v in synthesis_losses(
+                synthesis, synthesis_batch(prepared, rng, config.spectral_batch, config.spectral_frames),
+                max_hz).items()}
+            crops = spectral.crop_audio_batch(prepared, rng, config.spectral_batch, config.spectral_frames,
+                                              sample_rate)
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            audio = spectral.render_crops(decode(synthesis(crops["features"]), synthesis.n_harmonics), crops,
+                                          sample_rate, max_hz, generator)
+            terms["spectral"] = spectral_loss(audio[:, None], crops["audio"][:, None])
         for opt in (opt_s, opt_e):
             for group in opt.param_groups:
                 group["lr"] = lr
-        terms = synthesis_losses(synthesis, synthesis_batch(prepared, rng, config.batch, config.crop_frames), max_hz)
         loss = sum(terms.values())
         opt_s.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(synthesis.parameters(), 1.0)
         opt_s.step()
         if step < config.expression_steps:  # small data, few notes: a short run with dropout, not to overfit
-            e_loss = expression_loss(expression, expression_batch(prepared, rng, config.expression_batch,
+            e_loss = expression_loss(expression, expression_batch(musical, rng, config.expression_batch,
                                                                   config.expression_notes))
             opt_e.zero_grad()
             e_loss.backward()
@@ -266,12 +304,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         current = {k: float(v.detach()) for k, v in terms.items()}
         current |= {"synthesis": float(loss.detach()), "expression": float(e_loss.detach())}
         losses = {k: 0.98 * losses.get(k, v) + 0.02 * v for k, v in current.items()} if losses else current
+        losses |= {k: v for k, v in current.items() if k not in losses}
         bar.update(1)
         bar.set_postfix(loss=f"{losses['synthesis']:.3f}", expr=f"{losses['expression']:.4f}")
-        if step % 50 == 0 or step == config.steps:
+        if step % 50 == 0 or step == total:
             print(f"step {step} lr {lr:.2e} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                   + f" time {seconds:.0f}s", file=log, flush=True)
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if step % config.checkpoint_every == 0 or step == total:
             save_checkpoint()
     bar.close()
     write_preset(config, meta, synthesis, expression, [pieces[i] for i in train_ids], step, seconds)
@@ -294,6 +333,7 @@ def write_preset(config: TrainConfig, meta: dict, synthesis: SynthesisNet, expre
         "program": meta.get("program"), "pitch_range": meta.get("pitch_range"),
         "max_hz": float(meta["max_hz"]), "training_sample_rate": meta.get("sample_rate"),
         "frame_rate": FRAME_RATE, "weights": WEIGHTS_FILE, "parameters": n_params,
+        "n_harmonics": synthesis.n_harmonics,
         "vibrato_rate_hz": vibrato_rate(train_pieces),
         "reverb": {"rt60": 0.8, "seconds": 1.0, "wet": 0.12, "seed": 0, "sample_rate": 16000},
         "training": {"data": str(config.data), "source": meta.get("source"), "soundfont": meta.get("soundfont"),
