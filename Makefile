@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := fluidsynth fluid-soundfont-gm liblo-tools ardour
 OUT ?= out
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test bench bench-sound clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,18 @@ test: setup system-deps
 
 bench: setup system-deps
 	$(PY) bench/render_speed.py
+
+# The sound benchmarks (docs/benchmarks.md): the presets against FluidSynth with their training soundfont and with
+# MuseScore General (Debian musescore-general-soundfont, installed like system-deps does) on held-out folk melodies.
+bench-sound: setup system-deps
+	@dpkg -s musescore-general-soundfont >/dev/null 2>&1 || { \
+	  echo "installing Debian packages: musescore-general-soundfont"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi; \
+	  $$sudo apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends musescore-general-soundfont >/dev/null || \
+	  { echo "could not install: musescore-general-soundfont (need root or sudo)"; exit 1; }; }
+	$(PY) bench/realism.py --json $(OUT)/bench/realism.json --plot $(OUT)/bench/plots
+	$(PY) bench/playing.py --json $(OUT)/bench/playing.json --plot $(OUT)/bench/plots
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
