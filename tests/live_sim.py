@@ -19,6 +19,13 @@ What Live does that is modelled, as the references describe it:
 Not modelled (and so not verified here): Live's undo history, clip overlap trimming in the Arrangement, warping of
 imported audio, Live's rate limits and timing, notifications/listeners (the script uses none), Live's GUI.
 
+Live versions: `LiveSim(version=...)` simulates one Live version. `MEMBER_TYPES` says, per member and per Live
+version, whether the member exists and what it returns, transcribed from Live's API stubs (generated from Live's own
+runtime, versions 11.0 to 12.3.6). A member missing in that version raises AttributeError (so `hasattr` is False); a
+method whose C++ function is void in that version returns None whatever the simulation computed (e.g.
+`Track.create_audio_clip` before 12.2); every other value is checked against the declared type, so the simulator
+cannot hand the script something Live would not.
+
 The pump: `LiveSim.tick()` calls the script's `update_display()`, as Live's ~100 ms timer does; `run_until`
 ticks until a condition holds. Public member accesses made while the script runs are recorded in `accessed`.
 """
@@ -34,6 +41,102 @@ import types
 import soundfile
 
 MAX_ARRANGEMENT_TIME = 1576800.0  # beats (Track.create_audio_clip)
+DEFAULT_VERSION = "12.1.0"  # the oldest Live the script supports (docs/ableton.md)
+STUBS = "https://github.com/PhotonicVelocity/LiveAPI/tree/main/stubs/<version>/Live/<module>.pyi"
+
+# Every member the simulator offers: from which Live version on it exists and what it returns (a property's value, a
+# method's result), as Live's API stubs say (STUBS, versions 11.0.0, 11.3.25, 12.0.0, 12.0.5, 12.1.0, 12.2.0, 12.3.6
+# compared; "-": absent from that version on). Types: float, int, bool, str, None (a void C++ function), a LOM class
+# name, "X?" (an X or None: the runtime docstring says None can come back), "X[]" (a sequence of X).
+def _t(kind, *changes):
+    """A member present since Live 11.0 returning `kind`, then `changes`: (version, kind or "-") pairs."""
+    return (("11.0.0", kind),) + changes
+
+
+MEMBER_TYPES = {
+    "Song.tempo": _t("float"),
+    "Song.tracks": _t("Track[]"),
+    "Song.view": _t("Song.View"),
+    "Song.create_audio_track": _t("Track"),
+    "Song.View.detail_clip": _t("Clip?"),
+    "Track.name": _t("str"),
+    "Track.has_midi_input": _t("bool"),
+    "Track.devices": _t("Device[]"),
+    "Track.clip_slots": _t("ClipSlot[]"),
+    "Track.arrangement_clips": _t("Clip[]"),
+    # Live 11.3.25 adds it (returning nothing), 12.0.0 lacks it, 12.0.5 has it again (void), 12.2.0 returns the Clip
+    "Track.create_audio_clip": _t("-", ("11.3.25", "None"), ("12.0.0", "-"), ("12.0.5", "None"), ("12.2.0", "Clip")),
+    "Track.delete_clip": _t("None"),
+    "ClipSlot.has_clip": _t("bool"),
+    "ClipSlot.clip": _t("Clip?"),
+    "ClipSlot.create_audio_clip": _t("-", ("11.3.25", "Clip"), ("12.0.0", "-"), ("12.0.5", "Clip")),
+    "ClipSlot.delete_clip": _t("None"),
+    "Clip.name": _t("str"),
+    "Clip.is_midi_clip": _t("bool"),
+    "Clip.is_arrangement_clip": _t("bool"),
+    "Clip.start_time": _t("float"),
+    "Clip.end_time": _t("float"),
+    "Clip.length": _t("float"),
+    "Clip.looping": _t("bool"),
+    "Clip.loop_start": _t("float"),
+    "Clip.loop_end": _t("float"),
+    "Clip.start_marker": _t("float"),
+    "Clip.end_marker": _t("float"),
+    "Clip.warping": _t("bool"),
+    "Clip.file_path": _t("str"),
+    "Clip.get_notes_extended": _t("MidiNote[]"),
+    # the envelope class is Live.Clip.AutomationEnvelope up to 12.1, Live.Envelope.Envelope from 12.2
+    "Clip.automation_envelope": _t("Clip.AutomationEnvelope?", ("12.2.0", "Envelope?")),
+    "Clip.create_automation_envelope": _t("Clip.AutomationEnvelope", ("12.2.0", "Envelope")),
+    "MidiNote.note_id": _t("int"),
+    "MidiNote.pitch": _t("int"),
+    "MidiNote.start_time": _t("float"),
+    "MidiNote.duration": _t("float"),
+    "MidiNote.velocity": _t("float"),
+    "MidiNote.mute": _t("bool"),
+    "Clip.AutomationEnvelope.insert_step": _t("None", ("12.2.0", "-")),
+    "Clip.AutomationEnvelope.value_at_time": _t("float", ("12.2.0", "-")),
+    "Envelope.insert_step": _t("-", ("12.2.0", "None")),
+    "Envelope.value_at_time": _t("-", ("12.2.0", "float")),
+    "Device.name": _t("str"),
+    "Device.can_have_chains": _t("bool"),
+    "Device.parameters": _t("DeviceParameter[]"),
+    "RackDevice.can_have_chains": _t("bool"),
+    "DeviceParameter.name": _t("str"),
+    "DeviceParameter.value": _t("float"),
+    "DeviceParameter.min": _t("float"),
+    "DeviceParameter.max": _t("float"),
+}
+
+
+def version_tuple(version: str) -> tuple:
+    return tuple(int(part) for part in version.split("."))
+
+
+def member_type(member: str, version: str):
+    """What `member` returns in that Live version ("-": it does not exist there), per MEMBER_TYPES."""
+    kind = "-"
+    for since, what in MEMBER_TYPES[member]:
+        if version_tuple(version) >= version_tuple(since):
+            kind = what
+    return kind
+
+
+def conforms(value, kind: str) -> bool:
+    """Whether `value` is what Live returns for a member of type `kind`."""
+    if kind == "None":
+        return value is None
+    if kind.endswith("?"):
+        return value is None or conforms(value, kind[:-1])
+    if kind.endswith("[]"):
+        return isinstance(value, tuple) and all(conforms(v, kind[:-2]) for v in value)
+    if kind in ("float", "str"):
+        return type(value) is {"float": float, "str": str}[kind]
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, LOM) and any(getattr(k, "LOM_NAME", None) == kind for k in type(value).__mro__)
 
 
 def _f32(value: float) -> float:
@@ -45,12 +148,21 @@ class LOM:
     _sim = None
 
     def __getattribute__(self, name):
-        if not name.startswith("_"):
-            sim = object.__getattribute__(self, "_sim")
-            if sim is not None and sim.recording:
-                sim.accessed.add((_owner(type(self), name), "call" if callable(getattr(type(self), name, None))
-                                  else "get"))
-        return object.__getattribute__(self, name)
+        if name.startswith("_"):
+            return object.__getattribute__(self, name)
+        sim = object.__getattribute__(self, "_sim")
+        owner = _owner(type(self), name)
+        kind = _available(sim, owner)
+        if sim is not None and sim.recording:
+            sim.accessed.add((owner, "call" if callable(getattr(type(self), name, None)) else "get"))
+        value = object.__getattribute__(self, name)
+        if kind is None:
+            return value
+        if callable(value):
+            return _typed_method(value, owner, kind, sim.version)
+        if not conforms(value, kind):
+            raise TypeError("simulator: %s gave %r; Live %s gives %s" % (owner, value, sim.version, kind))
+        return value
 
     def __setattr__(self, name, value):
         if not name.startswith("_"):
@@ -58,9 +170,35 @@ class LOM:
             if not isinstance(spec, property) or spec.fset is None:
                 raise AttributeError("%s.%s cannot be set" % (type(self).LOM_NAME, name))
             sim = object.__getattribute__(self, "_sim")
+            _available(sim, _owner(type(self), name))
             if sim is not None and sim.recording:
                 sim.accessed.add((_owner(type(self), name), "set"))
         object.__setattr__(self, name, value)
+
+
+def _available(sim, owner: str):
+    """The member's type in the simulated Live version (None when unknown: no sim, not a member); AttributeError
+    when that version lacks it."""
+    if sim is None or owner not in MEMBER_TYPES:
+        return None
+    kind = member_type(owner, sim.version)
+    if kind == "-":
+        raise AttributeError("%s does not exist in Live %s" % (owner, sim.version))
+    return kind
+
+
+def _typed_method(method, owner: str, kind: str, version: str):
+    """A simulated method as Live's version of it: a void one returns None, any other result is type-checked."""
+    def call(*args):
+        result = method(*args)
+        if kind == "None":
+            return None
+        if not conforms(result, kind):
+            raise TypeError("simulator: %s returned %r; Live %s returns %s" % (owner, result, version, kind))
+        return result
+
+    call.__name__ = method.__name__
+    return call
 
 
 def _owner(cls, name: str) -> str:
@@ -185,21 +323,22 @@ class MidiNote(LOM):
         return self._note["mute"]
 
 
-class Envelope(LOM):
-    LOM_NAME = "Envelope"
+class _Steps(LOM):
+    """A clip envelope's steps; the public class is AutomationEnvelope up to Live 12.1, Envelope from 12.2."""
+    LOM_NAME = "_Steps"
 
     def __init__(self, sim, clip, parameter):
         self._sim, self._clip, self._parameter = sim, clip, parameter
         self._default = _f32(parameter._value)
         self._steps = []  # [start, end, value] in insertion order; a later step wins where they overlap
 
-    def insert_step(self, start_time, length, value):
+    def _insert_step(self, start_time, length, value):
         p = self._parameter
         if not p._min <= value <= p._max:
             raise ValueError("Invalid value (%r outside %r..%r)" % (value, p._min, p._max))
         self._insert(float(start_time), float(length), float(value))
 
-    def value_at_time(self, time):
+    def _value_at(self, time):
         for start, end, value in reversed(self._steps):
             if start <= time < end:
                 return value
@@ -208,6 +347,28 @@ class Envelope(LOM):
     def _insert(self, start, length, value):
         self._steps = [s for s in self._steps if not (start <= s[0] and s[1] <= start + length)]
         self._steps.append([start, start + length, _f32(value)])
+
+
+class AutomationEnvelope(_Steps):
+    """Live.Clip.AutomationEnvelope (Live 11.0-12.1): only insert_step and value_at_time."""
+    LOM_NAME = "Clip.AutomationEnvelope"
+
+    def insert_step(self, start_time, length, value):
+        self._insert_step(start_time, length, value)
+
+    def value_at_time(self, time):
+        return self._value_at(time)
+
+
+class Envelope(_Steps):
+    """Live.Envelope.Envelope (Live 12.2+; it has more members, which the script does not use)."""
+    LOM_NAME = "Envelope"
+
+    def insert_step(self, start_time, length, value):
+        self._insert_step(start_time, length, value)
+
+    def value_at_time(self, time):
+        return self._value_at(time)
 
 
 class Clip(LOM):
@@ -284,6 +445,11 @@ class Clip(LOM):
         self._audio_only("warping")
         self._warping = bool(value)
 
+    @property
+    def file_path(self):
+        self._audio_only("file_path")
+        return self._file_path
+
     def get_notes_extended(self, from_pitch, pitch_span, from_time, time_span):
         if not self._midi:
             raise RuntimeError("MIDI clip only")
@@ -300,7 +466,8 @@ class Clip(LOM):
         if self._arrangement or parameter._track is not self._track or \
                 any(e._parameter is parameter for e in self._envelopes):
             raise RuntimeError("Envelope could not be created")
-        envelope = Envelope(self._sim, self, parameter)
+        kind = Envelope if version_tuple(self._sim.version) >= (12, 2) else AutomationEnvelope
+        envelope = kind(self._sim, self, parameter)
         self._envelopes.append(envelope)
         return envelope
 
@@ -534,8 +701,9 @@ FRAMEWORK_MEMBERS = ("song", "show_message", "log_message", "schedule_message", 
 def _modules() -> dict:
     live = types.ModuleType("Live")
     for module_name, classes in {"Song": (Song,), "Track": (Track,), "ClipSlot": (ClipSlot,),
-                                 "Clip": (Clip, MidiNote), "Envelope": (Envelope,), "Device": (Device,),
-                                 "RackDevice": (RackDevice,), "DeviceParameter": (DeviceParameter,)}.items():
+                                 "Clip": (Clip, MidiNote, AutomationEnvelope), "Envelope": (Envelope,),
+                                 "Device": (Device,), "RackDevice": (RackDevice,),
+                                 "DeviceParameter": (DeviceParameter,)}.items():
         sub = types.ModuleType("Live." + module_name)
         for cls in classes:
             setattr(sub, cls.__name__, cls)
@@ -551,7 +719,8 @@ def _modules() -> dict:
 class LiveSim:
     """One simulated Live Set with the Remote Script loaded into it."""
 
-    def __init__(self, tempo: float = 120.0, scenes: int = 8):
+    def __init__(self, tempo: float = 120.0, scenes: int = 8, version: str = DEFAULT_VERSION):
+        self.version = version  # the Live version simulated (MEMBER_TYPES)
         self.accessed = set()  # (Class.member, get|set|call) the script used
         self.recording = False
         self.song = Song(self, tempo, scenes)

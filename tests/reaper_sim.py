@@ -1,17 +1,25 @@
 """A REAPER host simulator for the ReaScripts' tests (REAPER itself cannot run here).
 
-`ReaperSim` is one REAPER session: an in-memory project (tracks, items, takes, MIDI at 960 PPQ, a tempo map, FX
-with parameters, envelopes with points, ext state, a defer queue, a console) and a `reaper_python` module with the
-`RPR_*` functions the scripts call. The scripts run unchanged (`run_script`): their code is executed with
-`reaper_python` in `sys.modules` and `RPR_defer`/`RPR_atexit` in their globals, and `__file__` is *not* defined,
-as in REAPER.
+`ReaperSim` is one REAPER session: in-memory projects (one per project tab: tracks, items, takes, MIDI at 960 PPQ,
+a tempo map, FX with parameters, envelopes with points, ext state), a defer queue, a console, and a `reaper_python`
+module with the `RPR_*` functions the scripts call. The scripts run unchanged (`run_script`): as in REAPER, every
+script runs in ONE shared `__main__` namespace (REAPER's single Python interpreter), with `reaper_python` in
+`sys.modules` and `RPR_defer`/`RPR_atexit` in those globals, `__file__` *not* defined, and deferred code strings
+evaluated in the same namespace; REAPER still keeps track of which script instance deferred what (atexit runs when
+an instance's defer chain ends or it is terminated). Running a script while an instance of it runs answers REAPER's
+"ReaScript task control" dialog with `task_control` ("new instance", "terminate instances" or "abort").
 
 Every `RPR_*` function is checked against the official signature list (tests/reaper_api_signatures.tsv, from
 reaper_plugin_functions.h of REAPER v7.78) when it is defined: same name, same parameter count. Calls follow
 REAPER's Python conventions (reaper_python.py):
 - object pointers are strings '(MediaTrack*)0x000000000000002A'; NULL is '(Type*)0x0000000000000000'; a pointer
-  that does not name a live object of that type is passed on as NULL (the real wrapper validates every pointer);
+  that does not name a live object of that type *in the active project* is passed on as NULL (the real wrapper
+  validates every pointer with ValidatePtr, which looks in the active project only); `ValidatePtr2(proj, pointer,
+  type)` looks in `proj`;
 - a `ReaProject*` of 0 means the current project;
+- every non-const `char*` parameter costs a 4 MiB buffer the wrapper allocates and zero-fills, whatever size is
+  passed (counted in `string_calls` and `zeroed_bytes`); a string longer than that raises ValueError("byte string
+  too long"), as ctypes' create_string_buffer does (`max_strbuf`, 4 MiB);
 - `int`, `double` and `bool` arguments go through ctypes (`c_int(1.5)` raises TypeError, so does this);
 - `bool` results come back as int (c_byte);
 - a function with out-parameters (non-const `char*`, `double*`, `int*`, `bool*`) returns a tuple: the return value
@@ -21,6 +29,7 @@ What is modelled, and where it is simpler than REAPER, is listed in docs/reaper.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import inspect
@@ -38,6 +47,7 @@ from pathlib import Path
 TSV = Path(__file__).with_name("reaper_api_signatures.tsv")
 PPQ = 960  # REAPER's default MIDI resolution (ticks per quarter note)
 BUILTINS = {"defer": 1, "atexit": 1, "runloop": 1}  # ReaScript built-ins, not in the C API: (code string)
+MAX_STRBUF = 4 * 1024 * 1024  # reaper_python.py's rpr_packs: the buffer behind every char* argument
 OUT_TYPES = ("char*", "double*", "int*", "bool*")
 SQUARE = 1
 
@@ -123,6 +133,11 @@ class Obj:
         self.alive = True
         self.ptr = sim._register(self)
 
+    @property
+    def project(self) -> "Project | None":
+        """The project the object lives in (None: not tied to one, like a PCM source)."""
+        return None
+
 
 @dataclass
 class Note:
@@ -161,6 +176,10 @@ class Take(Obj):
         self.start_offset = 0.0  # seconds (D_STARTOFFS); for MIDI in quarter notes via the tempo map
 
     @property
+    def project(self) -> "Project":
+        return self.item.project
+
+    @property
     def is_midi(self) -> bool:
         return self.notes is not None
 
@@ -176,7 +195,7 @@ class Item(Obj):
         self.track = track
         self.guid = "{" + str(uuid.UUID(int=sim._rng.getrandbits(128))).upper() + "}"
         self.beats = beats  # timebase beats: position and length follow tempo changes
-        self.qn = (sim.project.qn_at(position), sim.project.qn_at(position + length)) if beats else None
+        self.qn = (track.project.qn_at(position), track.project.qn_at(position + length)) if beats else None
         self._position, self._length = position, length
         self.takes: list[Take] = []
         self.active = 0
@@ -185,23 +204,27 @@ class Item(Obj):
         self.info = {"B_LOOPSRC": 0.0, "B_MUTE": 0.0, "D_VOL": 1.0, "D_FADEINLEN": 0.01, "D_FADEOUTLEN": 0.01}
 
     @property
+    def project(self) -> "Project":
+        return self.track.project
+
+    @property
     def position(self) -> float:
-        return self.sim.project.time_at(self.qn[0]) if self.beats else self._position
+        return self.project.time_at(self.qn[0]) if self.beats else self._position
 
     @property
     def length(self) -> float:
-        return self.sim.project.time_at(self.qn[1]) - self.position if self.beats else self._length
+        return self.project.time_at(self.qn[1]) - self.position if self.beats else self._length
 
     def set_position(self, value: float) -> None:
         if self.beats:
             span = self.qn[1] - self.qn[0]
-            start = self.sim.project.qn_at(value)
+            start = self.project.qn_at(value)
             self.qn = (start, start + span)
         self._position = value
 
     def set_length(self, value: float) -> None:
         if self.beats:
-            self.qn = (self.qn[0], self.sim.project.qn_at(self.position + value))
+            self.qn = (self.qn[0], self.project.qn_at(self.position + value))
         self._length = value
 
     @property
@@ -219,7 +242,7 @@ class Param:
 
 class FX:
     def __init__(self, name: str, ident: str, params: list[Param]):
-        self.name, self.ident, self.params = name, ident, params
+        self.name, self.ident, self.params = name, ident, params  # name: as shown (the user may rename it)
         self.envelopes: dict[int, Envelope] = {}
 
 
@@ -240,6 +263,10 @@ class Envelope(Obj):
         self.track, self.fx, self.param = track, fx, param
         self.points: list[Point] = []
         self.info: dict[str, str] = {}
+
+    @property
+    def project(self) -> "Project":
+        return self.track.project
 
     def evaluate(self, t: float) -> float:
         """The envelope's value at project time t: before the first point its value; a square point holds until
@@ -268,14 +295,19 @@ class Envelope(Obj):
 class Track(Obj):
     ctype = "MediaTrack*"
 
-    def __init__(self, sim, name: str = ""):
+    def __init__(self, sim, project: "Project", name: str = ""):
         super().__init__(sim)
+        self._project = project
         self.name = name
         self.guid = "{" + str(uuid.UUID(int=sim._rng.getrandbits(128))).upper() + "}"
         self.items: list[Item] = []
         self.fx: list[FX] = []
         self.ext: dict[str, str] = {}
         self.selected = False
+
+    @property
+    def project(self) -> "Project":
+        return self._project
 
     def sorted_items(self) -> list[Item]:
         return sorted((i for i in self.items if i.alive), key=lambda i: i.position)
@@ -293,6 +325,10 @@ class Project(Obj):
         self.ext: dict[tuple[str, str], str] = {}
         self.state_count = 1
         self.file_name = ""
+
+    @property
+    def project(self) -> "Project":
+        return self
 
     def _segments(self):
         """[(qn, time, bpm)] for each tempo marker."""
@@ -319,10 +355,17 @@ class Project(Obj):
 
 # ---------------------------------------------------------------------------------------------------- the session
 
+@dataclass(eq=False)
+class Instance:
+    """One run of a script (REAPER tracks each; they all share one __main__ namespace)."""
+    number: int
+    path: Path
+
+
 class ReaperSim:
-    """One REAPER session. Build a project with `add_track`, `add_midi_item`, `set_tempo`; run scripts with
-    `run_script(path)` and their defer loops with `run_until(...)`; read what they did from the model and
-    `console`."""
+    """One REAPER session. Build a project with `add_track`, `add_midi_item`, `set_tempo` (more project tabs:
+    `add_project`, `switch_project`); run scripts with `run_script(path)` and their defer loops with
+    `run_until(...)`; read what they did from the model, `console`, `calls`/`call_counts`/`string_calls`."""
 
     INTERPRETER_MODULES = ("reaper_python", "ddsp_reaper", "daw_bridge")
 
@@ -333,19 +376,32 @@ class ReaperSim:
         self._objects: dict[str, Obj] = {}
         self._addresses = itertools.count(0x10000)
         self.resource_path = str(resource_path)
-        self.project = Project(self, list(tempo), sample_rate, str(project_path))
+        self.projects: list[Project] = [Project(self, list(tempo), sample_rate, str(project_path))]
+        self.project = self.projects[0]  # the active project tab
         self.device_rate = device_rate
         self.ext_state: dict[tuple[str, str], str] = {}  # global ext state (SetExtState)
         self.console: list[str] = []
-        self.calls: list[str] = []
+        self.calls: list[str] = []  # every API call's name, in order
+        self.call_counts: collections.Counter = collections.Counter()  # name -> calls
+        self.string_calls: collections.Counter = collections.Counter()  # name -> calls with a char* buffer
+        self.zeroed_bytes = 0  # what the wrapper allocated and zero-filled for char* arguments
+        self.max_strbuf = MAX_STRBUF  # a longer string in a char* argument raises ValueError
+        self.longest_string = 0  # the longest string a script passed in a char* argument (bytes)
+        self.task_control = "new instance"  # the answer to REAPER's "ReaScript task control" dialog
+        self.task_control_asked: list[str] = []  # the scripts it was asked for
         self.user_inputs: list[str | None] = []  # answers for GetUserInputs, in order; None cancels
         self.commands: list[int] = []
         self.errors: list[str] = []  # tracebacks of script code that raised (REAPER shows them in a dialog)
         self.undo: list[str] = []
         self._undo_depth = 0
-        self._deferred: list[tuple[dict, str]] = []
+        self._deferred: list[tuple[Instance, str]] = []
         self._atexit: dict[int, list[str]] = {}
-        self._contexts: dict[int, dict] = {}
+        self._instances = itertools.count(1)
+        self._current: Instance | None = None
+        self.main: dict = {"__name__": "__main__", "__builtins__": __builtins__}  # the one __main__ of all scripts
+        self.main["RPR_defer"] = self._defer
+        self.main["RPR_runloop"] = self._defer
+        self.main["RPR_atexit"] = self._at_exit
         self._modules: dict[str, types.ModuleType] = {}  # this session's interpreter: module cache
         self.module = self._build_module()
 
@@ -357,21 +413,36 @@ class ReaperSim:
         return ptr
 
     def _resolve(self, ctype: str, value):
-        """A pointer argument -> the live object, or None (NULL)."""
-        if ctype == "ReaProject*" and (value in (0, None, "") or str(value) == self.project.ptr):
+        """A pointer argument -> the live object, or None (NULL). The wrapper validates pointers in the active
+        project only: an item of another project tab is passed on as NULL."""
+        if ctype == "ReaProject*" and value in (0, None, ""):
             return self.project
         obj = self._objects.get(str(value))
         if obj is None or not obj.alive or (ctype != "void*" and obj.ctype != ctype):
             return None
+        if obj.project is not None and obj.project is not self.project and not isinstance(obj, Project):
+            return None
         return obj
 
-    def changed(self) -> None:
-        self.project.state_count += 1
+    def changed(self, project: "Project | None" = None) -> None:
+        (project or self.project).state_count += 1
+
+    def add_project(self, project_path: str | Path, sample_rate: int = 22050,
+                    tempo: list[tuple[float, float]] = ((0.0, 120.0),)) -> Project:
+        """A new project tab (it becomes the active one, as File > New project tab does)."""
+        project = Project(self, list(tempo), sample_rate, str(project_path))
+        self.projects.append(project)
+        self.project = project
+        return project
+
+    def switch_project(self, project: Project) -> None:
+        """Click another project tab."""
+        self.project = project
 
     # ------------------------------------------------------------------------------------------ building a project
 
     def add_track(self, name: str) -> Track:
-        track = Track(self, name)
+        track = Track(self, self.project, name)
         self.project.tracks.append(track)
         self.changed()
         return track
@@ -379,8 +450,8 @@ class ReaperSim:
     def add_midi_item(self, track: Track, start_qn: float, length_qn: float,
                       notes: list[tuple[float, float, int, int]], beats: bool = True) -> Item:
         """notes: (start qn, end qn relative to the item start, pitch, velocity)."""
-        position = self.project.time_at(start_qn)
-        item = Item(self, track, position, self.project.time_at(start_qn + length_qn) - position, beats)
+        position = track.project.time_at(start_qn)
+        item = Item(self, track, position, track.project.time_at(start_qn + length_qn) - position, beats)
         take = Take(self, item, [Note(s * PPQ, e * PPQ, pitch, vel) for s, e, pitch, vel in notes])
         item.takes.append(take)
         track.items.append(item)
@@ -400,6 +471,11 @@ class ReaperSim:
         for item in self.project.items():
             item.selected = item in items
 
+    def rename_fx(self, track: Track, index: int, name: str) -> None:
+        """What the FX chain's Rename does: the shown name changes, the effect (its fx_ident) does not."""
+        track.fx[index].name = name
+        self.changed(track.project)
+
     def set_tempo(self, markers: list[tuple[float, float]]) -> None:
         """Replace the tempo map; items in beats timebase keep their quarter-note positions (REAPER's default)."""
         self.project.tempo = sorted(markers)
@@ -416,7 +492,7 @@ class ReaperSim:
         `reaper_python`, its own sys.path additions; the test process's modules are put back afterwards."""
         def ours(name):
             return any(name == m or name.startswith(m + ".") for m in self.INTERPRETER_MODULES)
-        saved = {name: mod for name, mod in sys.modules.items() if ours(name)}
+        saved = {name: mod for name, mod in list(sys.modules.items()) if ours(name)}
         saved_path = list(sys.path)
         for name in saved:
             del sys.modules[name]
@@ -425,61 +501,81 @@ class ReaperSim:
         try:
             yield
         finally:
-            self._modules = {name: mod for name, mod in sys.modules.items() if ours(name)}
+            self._modules = {name: mod for name, mod in list(sys.modules.items()) if ours(name)}
             for name in self._modules:
                 del sys.modules[name]
             sys.modules.update(saved)
             self._session_path = [p for p in sys.path if p not in saved_path]
             sys.path[:] = saved_path
 
-    def run_script(self, path: str | Path) -> dict:
-        """Run a ReaScript file as REAPER's "Run" does; returns its globals (its defer loop keeps running through
-        `run_until`/`step`)."""
+    def run_script(self, path: str | Path) -> Instance | None:
+        """Run a ReaScript file as REAPER's "Run" does, in the shared __main__ namespace; returns its instance (its
+        defer loop keeps running through `run_until`/`step`). When an instance of the same script still runs, REAPER
+        asks (ReaScript task control): `task_control` "new instance" runs it anyway, "terminate instances" stops the
+        running ones (their atexit code runs) and does not start it, "abort" does nothing."""
         path = Path(path)
+        running = [i for i in self.instances() if i.path == path]
+        if running:
+            self.task_control_asked.append(path.name)
+            if self.task_control == "abort":
+                return None
+            if self.task_control == "terminate instances":
+                for instance in running:
+                    self._terminate(instance)
+                return None
+            assert self.task_control == "new instance", self.task_control
         code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
-        context: dict = {"__name__": "__main__", "__builtins__": __builtins__}
-        key = id(context)
-        self._contexts[key] = context
-        context["RPR_defer"] = lambda code_text: self._defer(context, code_text)
-        context["RPR_runloop"] = context["RPR_defer"]
-        context["RPR_atexit"] = lambda code_text: self._atexit.setdefault(key, []).append(str(code_text))
-        self._execute(context, code)
-        self._finish_if_idle(context)
-        return context
+        instance = Instance(next(self._instances), path)
+        self._execute(instance, code)
+        self._finish_if_idle(instance)
+        return instance
 
-    def _execute(self, context: dict, code) -> bool:
+    def _execute(self, instance: Instance, code) -> bool:
         with self.interpreter():
             sys.path[:0] = getattr(self, "_session_path", [])
+            previous, self._current = self._current, instance
             try:
-                exec(code, context)
+                exec(code, self.main)
                 return True
             except Exception:
                 self.errors.append(traceback.format_exc())
                 return False
+            finally:
+                self._current = previous
 
-    def _defer(self, context: dict, code_text: str) -> None:
-        self._deferred.append((context, str(code_text)))
+    def _defer(self, code_text) -> None:
+        self._deferred.append((self._current, str(code_text)))
 
-    def _finish_if_idle(self, context: dict) -> None:
+    def _at_exit(self, code_text) -> None:
+        self._atexit.setdefault(self._current.number, []).append(str(code_text))
+
+    def _finish_if_idle(self, instance: Instance) -> None:
         """A script whose defer chain ended is finished: REAPER runs its atexit code."""
-        if any(ctx is context for ctx, _ in self._deferred):
+        if any(i is instance for i, _ in self._deferred):
             return
-        for code_text in self._atexit.pop(id(context), []):
-            self._execute(context, code_text)
-        self._contexts.pop(id(context), None)
+        for code_text in self._atexit.pop(instance.number, []):
+            self._execute(instance, code_text)
+
+    def _terminate(self, instance: Instance) -> None:
+        self._deferred = [(i, t) for i, t in self._deferred if i is not instance]
+        self._finish_if_idle(instance)
+
+    def instances(self) -> list[Instance]:
+        """The script instances still running (a deferred call pending)."""
+        return list({id(i): i for i, _ in self._deferred}.values())
 
     def running(self) -> int:
         """How many scripts still have a deferred call pending."""
-        return len({id(ctx) for ctx, _ in self._deferred})
+        return len(self.instances())
 
     def step(self) -> None:
         """One defer cycle: run every call deferred during the previous cycle (REAPER does ~30 cycles a second)."""
         batch, self._deferred = self._deferred, []
-        for context, code_text in batch:
-            if not self._execute(context, code_text):
-                self._deferred = [(c, t) for c, t in self._deferred if c is not context]
-        for context in {id(c): c for c, _ in batch}.values():
-            self._finish_if_idle(context)
+        for instance, code_text in batch:
+            if not self._execute(instance, code_text):
+                self._deferred = [(i, t) for i, t in self._deferred if i is not instance]
+        for instance in {id(i): i for i, _ in batch}.values():
+            self._finish_if_idle(instance)
 
     def run_until(self, condition=None, timeout: float = 30.0, interval: float = 0.005) -> None:
         """Run defer cycles until `condition()` holds (default: no script running); TimeoutError past `timeout` s
@@ -494,10 +590,12 @@ class ReaperSim:
 
     def terminate_all(self) -> None:
         """What REAPER does when the user terminates the running scripts: drop their deferred calls, run atexit."""
-        contexts = {id(c): c for c, _ in self._deferred}
-        self._deferred = []
-        for context in contexts.values():
-            self._finish_if_idle(context)
+        for instance in self.instances():
+            self._terminate(instance)
+
+    def module_named(self, name: str) -> types.ModuleType | None:
+        """A module of this session's interpreter (e.g. "ddsp_reaper.runs"), as the scripts loaded it."""
+        return self._modules.get(name)
 
     def console_text(self) -> str:
         return "".join(self.console)
@@ -528,15 +626,27 @@ class ReaperSim:
                 raise TypeError(f"RPR_{name}() takes {len(signature.params)} positional arguments but "
                                 f"{len(args)} were given")
             converted = []
+            buffers = 0
             for (ctype, pname), value in zip(signature.params, args):
                 where = f"RPR_{name}({pname})"
                 if is_object_pointer(ctype):
                     converted.append(sim._resolve(ctype, value))
                 elif ctype in ("const char*", "char*"):
-                    converted.append("" if value is None else str(value))
+                    text = "" if value is None else str(value)
+                    if ctype == "char*":  # rpr_packs: create_string_buffer(text.encode(), 4 MiB)
+                        size = len(text.encode())
+                        if size > sim.max_strbuf:
+                            raise ValueError("byte string too long")
+                        sim.longest_string = max(sim.longest_string, size)
+                        buffers += 1
+                    converted.append(text)
                 else:
                     converted.append(_convert_in(ctype, value, where))
             sim.calls.append(name)
+            sim.call_counts[name] += 1
+            if buffers:
+                sim.string_calls[name] += 1
+                sim.zeroed_bytes += buffers * MAX_STRBUF
             result = impl(*converted)
             outs = signature.outs
             if outs:
@@ -605,6 +715,9 @@ class ReaperSim:
     def api_UpdateArrange(self):
         pass
 
+    def api_TrackList_AdjustWindows(self, isMinor):
+        pass  # recorded in `calls`: new envelope lanes show after it (GetSetEnvelopeInfo_String's documentation)
+
     def api_Main_OnCommand(self, command, flag):
         self.commands.append(command)
 
@@ -615,16 +728,17 @@ class ReaperSim:
         return None, {"bufOut": self.project.path}
 
     def api_EnumProjects(self, idx, projfnOutOptional, projfnOutOptional_sz):
-        if idx in (-1, 0):
-            return self.project, {"projfnOutOptional": self.project.file_name}
-        return None, {"projfnOutOptional": ""}
+        project = self.project if idx == -1 else (self.projects[idx] if 0 <= idx < len(self.projects) else None)
+        return project, {"projfnOutOptional": project.file_name if project else ""}
 
     def api_GetProjectStateChangeCount(self, proj):
         return proj.state_count if proj else 0
 
     def api_ValidatePtr2(self, proj, pointer, ctypename):
         obj = self._objects.get(str(pointer))
-        return bool(obj and obj.alive and obj.ctype == ctypename)
+        if not (obj and obj.alive and obj.ctype == ctypename):
+            return False
+        return obj.project is None or isinstance(obj, Project) or obj.project is proj
 
     def api_CountTempoTimeSigMarkers(self, proj):
         return len(self.project.tempo)
@@ -689,7 +803,7 @@ class ReaperSim:
 
     def api_InsertTrackAtIndex(self, idx, wantDefaults):
         tracks = [t for t in self.project.tracks if t.alive]
-        track = Track(self)
+        track = Track(self, self.project)
         position = self.project.tracks.index(tracks[idx]) if idx < len(tracks) else len(self.project.tracks)
         self.project.tracks.insert(position, track)
         self.changed()
@@ -865,7 +979,8 @@ class ReaperSim:
 
     def api_PCM_Source_Destroy(self, src):
         if src is not None:
-            if any(t.source is src for i in self.project.items() for t in i.takes if t.alive):
+            if any(t.source is src for project in self.projects for i in project.items() for t in i.takes
+                   if t.alive):
                 raise SimError("PCM_Source_Destroy on a source still used by a take")
             src.alive = False
 
@@ -926,6 +1041,13 @@ class ReaperSim:
         if track is None or not 0 <= fx < len(track.fx):
             return False, {"bufOut": ""}
         return True, {"bufOut": track.fx[fx].name[:bufOut_sz - 1]}
+
+    def api_TrackFX_GetNamedConfigParm(self, track, fx, parmname, bufOutNeedBig, bufOutNeedBig_sz):
+        """Only "fx_ident" (REAPER 6.37+): what the effect is, whatever it is renamed to (for a JS effect the sim
+        gives its path under Effects/, e.g. "ddsp/ddsp_expression.jsfx")."""
+        if track is None or not 0 <= fx < len(track.fx) or parmname != "fx_ident":
+            return False, {"bufOutNeedBig": ""}
+        return True, {"bufOutNeedBig": track.fx[fx].ident[:bufOutNeedBig_sz - 1]}
 
     def api_TrackFX_AddByName(self, track, fxname, recFX, instantiate):
         if track is None or recFX:
@@ -1029,4 +1151,4 @@ class ReaperSim:
         if not matches:
             raise KeyError(f"no point at {time}")
         matches[0].value = value
-        self.changed()
+        self.changed(envelope.project)

@@ -38,8 +38,9 @@ def load_script(tmp_path, port, **settings):
     args.install(args)
     config = tmp_path / "Remote Scripts" / "DDSPInstrument" / "config.json"
     tempo = settings.pop("tempo", 120.0)
+    version = settings.pop("version", live_sim.DEFAULT_VERSION)
     config.write_text(json.dumps({**json.loads(config.read_text()), "debounce_seconds": 0.3, **settings}))
-    sim = live_sim.LiveSim(tempo=tempo)
+    sim = live_sim.LiveSim(tempo=tempo, version=version)
     track = sim.song._add_midi_track("Lead")
     track._add_device("Operator")
     rack = track._add_rack("DDSP Expression", MACROS)
@@ -208,8 +209,9 @@ def test_what_cannot_be_rendered_or_placed_is_reported_and_left_alone(engine, tm
     sim.unload()
 
 
-def test_arrangement_clip_lands_at_its_position_and_moves_with_the_clip(engine, tmp_path):
-    sim, track, rack = load_script(tmp_path, engine.port, tempo=100.0)
+@pytest.mark.parametrize("version", ["12.1.0", "12.2.0"])  # Track.create_audio_clip: void before 12.2
+def test_arrangement_clip_lands_at_its_position_and_moves_with_the_clip(engine, tmp_path, version):
+    sim, track, rack = load_script(tmp_path, engine.port, tempo=100.0, version=version)
     clip = track._add_arrangement_clip(8.0, 8.0, name="Riff", looping=True, loop=(0.0, 4.0))
     for beat, pitch in enumerate([57, 64, 60, 67]):
         clip._add_note(pitch, beat, 0.75)
@@ -220,6 +222,7 @@ def test_arrangement_clip_lands_at_its_position_and_moves_with_the_clip(engine, 
     companion = sim.song.tracks[1]
     [audio_clip] = companion.arrangement_clips
     assert audio_clip.start_time == 8.0 and audio_clip._warping is False
+    assert re.fullmatch(r"Riff \[ddsp [0-9a-f]{8}\]", audio_clip.name)
     beat = 60.0 / 100.0
     assert_holds_notes(audio_clip._file_path, [(p, (k * 4 + b) * beat, (k * 4 + b + 0.75) * beat)
                                                for k in range(2) for b, p in enumerate([57, 64, 60, 67])])
@@ -230,6 +233,7 @@ def test_arrangement_clip_lands_at_its_position_and_moves_with_the_clip(engine, 
     sim.run_until(placed(sim, 2), what="render after the move")
     [moved] = companion.arrangement_clips
     assert moved.start_time == 16.0 and moved is not audio_clip, "the earlier render was replaced"
+    assert moved.name == audio_clip.name and moved._warping is False
     sim.unload()
 
 

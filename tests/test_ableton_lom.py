@@ -20,6 +20,7 @@ C74 = "https://docs.cycling74.com/apiref/lom/"
 RUNTIME = "https://photonicvelocity.github.io/LiveAPI/tracks/"  # Live 12's own docstrings (help() on Live's classes)
 FRAMEWORK = ("https://github.com/gluon/AbletonLive12_MIDIRemoteScripts/blob/main/_Framework/ControlSurface.py "
              "(Live 12's MIDI Remote Scripts, decompiled)")
+STUBS = "https://github.com/PhotonicVelocity/LiveAPI/tree/main/stubs/"  # Live's API stubs per version, 11.0-12.3.6
 
 # Every member of Live the script uses, transcribed from Cycling '74's LOM reference (docs.cycling74.com/apiref/lom/
 # <class>, the Live 12.4.5 edition) and, for what exists only in Live's Python API (the clip envelope calls and the
@@ -41,7 +42,8 @@ LOM = {
     "Track.arrangement_clips": ("get", C74 + "track", "list of Clip in the Arrangement, read-only (Live 11.0+)"),
     "Track.create_audio_clip": ("call", C74 + "track", "create_audio_clip(file_path, position): absolute path, "
                                 "position in beats in [0., 1576800]; an error if the track is not an audio track, "
-                                "is frozen or is being recorded into (Live 12)"),
+                                "is frozen or is being recorded into. The stubs: Live 11.3.25 and 12.0.5 add it "
+                                "returning None (void), 12.2.0 returns the new Clip (12.0.0 lacks it)"),
     "Track.delete_clip": ("call", C74 + "track", "delete_clip(clip): 'Delete the given clip'; the runtime docstring "
                           "adds: raises when the clip belongs to another track"),
     "ClipSlot.has_clip": ("get", C74 + "clipslot", "bool, read-only"),
@@ -62,6 +64,7 @@ LOM = {
     "Clip.start_marker": ("get", C74 + "clip", "beats (get/set/observe)"),
     "Clip.end_marker": ("get", C74 + "clip", "beats (get/set/observe)"),
     "Clip.warping": ("get set", C74 + "clip", "bool, audio clips only (get/set/observe)"),
+    "Clip.file_path": ("get", C74 + "clip", "symbol, read-only: the audio file's path (audio clips)"),
     "Clip.get_notes_extended": ("call", C74 + "clip", "get_notes_extended(from_pitch, pitch_span, from_time, "
                                 "time_span): the notes starting in the range (Live 11.0+); in Python a vector of "
                                 "MidiNote"),
@@ -79,10 +82,15 @@ LOM = {
     "MidiNote.velocity": ("get", C74 + "clip", "float 0..127"),
     "MidiNote.mute": ("get", C74 + "clip", "bool, 1 = the note is deactivated"),
     "Envelope.insert_step": ("call", RUNTIME + "Envelope/", "insert_step(start_time, length, value): 'Given a start "
-                             "time, a step length and a value, creates a step in the envelope.' (Live.Envelope; "
-                             "Python API only)"),
+                             "time, a step length and a value, creates a step in the envelope.' (Live.Envelope, "
+                             "Live 12.2+; Python API only)"),
     "Envelope.value_at_time": ("call", RUNTIME + "Envelope/", "value_at_time(time): 'Returns the parameter value at "
-                               "the specified time.'"),
+                               "the specified time.' (Live 12.2+)"),
+    "Clip.AutomationEnvelope.insert_step": ("call", STUBS + "12.1.0/Live/Clip.pyi", "insert_step(start_time, length, "
+                                            "value): the same, on Live.Clip.AutomationEnvelope, the envelope class "
+                                            "up to Live 12.1 (it has only these two methods)"),
+    "Clip.AutomationEnvelope.value_at_time": ("call", STUBS + "12.1.0/Live/Clip.pyi", "value_at_time(time): the "
+                                              "same, on Live.Clip.AutomationEnvelope (Live 11.0-12.1)"),
     "Device.name": ("get", C74 + "device", "symbol, the name in the device's title bar"),
     "Device.can_have_chains": ("get", C74 + "device", "bool, read-only: 1 for racks"),
     "Device.parameters": ("get", C74 + "device", "list of DeviceParameter, read-only (0: Device On; racks: macros)"),
@@ -105,7 +113,8 @@ C_INSTANCE_TABLE = {  # what Live passes to create_instance; used directly only 
     "log_message": "log_message(message): Live's Log.txt",
 }
 SIMULATED = (live_sim.Song, live_sim.SongView, live_sim.Track, live_sim.ClipSlot, live_sim.Clip, live_sim.MidiNote,
-             live_sim.Envelope, live_sim.Device, live_sim.RackDevice, live_sim.DeviceParameter)
+             live_sim.AutomationEnvelope, live_sim.Envelope, live_sim.Device, live_sim.RackDevice,
+             live_sim.DeviceParameter)
 
 
 def _arguments(description: str) -> list:
@@ -120,7 +129,7 @@ def test_every_simulated_member_is_in_the_lom_table_with_its_access():
             owner = live_sim._owner(cls, name)
             assert owner in LOM, f"{owner} is simulated but not in the LOM table"
             access, url, description = LOM[owner]
-            assert url.startswith((C74, RUNTIME))
+            assert url.startswith((C74, RUNTIME, STUBS))
             if kind == "method":
                 assert access == "call", owner
                 simulated = [p for p in inspect.signature(getattr(cls, name)).parameters if p != "self"]
@@ -133,6 +142,46 @@ def test_every_simulated_member_is_in_the_lom_table_with_its_access():
 def test_the_table_lists_only_simulated_members():
     simulated = {live_sim._owner(cls, name) for cls in SIMULATED for name in live_sim.public_members(cls)}
     assert set(LOM) == simulated
+
+
+def test_every_member_has_its_types_per_live_version():
+    """live_sim.MEMBER_TYPES (from Live's API stubs) covers exactly the simulated members, and the simulator's
+    classes follow it: a member appears, disappears and changes its return type with the version simulated."""
+    assert set(live_sim.MEMBER_TYPES) == set(LOM)
+    for member, changes in live_sim.MEMBER_TYPES.items():
+        versions = [live_sim.version_tuple(v) for v, _ in changes]
+        assert versions == sorted(versions) and versions[0] == (11, 0, 0), member
+        kinds = {kind.rstrip("?").rstrip("[]") for _, kind in changes} - {"-", "None"}
+        assert kinds <= {"float", "int", "bool", "str"} | {cls.LOM_NAME for cls in SIMULATED} | {"Song.View"}, member
+    get = live_sim.member_type
+    assert get("Track.create_audio_clip", "12.1.0") == "None" and get("Track.create_audio_clip", "12.2.0") == "Clip"
+    assert get("Track.create_audio_clip", "12.0.0") == "-" and get("ClipSlot.create_audio_clip", "12.0.5") == "Clip"
+    assert get("Clip.automation_envelope", "12.1.10") == "Clip.AutomationEnvelope?"
+    assert get("Envelope.insert_step", "12.1.0") == "-" and get("Envelope.insert_step", "12.3.6") == "None"
+
+
+@pytest.mark.parametrize("version", ["12.0.0", "12.1.0", "12.2.0", "12.3.6"])
+def test_the_simulator_returns_what_each_live_version_returns(tmp_path, version):
+    import numpy as np
+    import soundfile
+
+    soundfile.write(str(tmp_path / "a.wav"), np.zeros(4800, dtype=np.float32), 48000)
+    sim = live_sim.LiveSim(version=version)
+    midi = sim.song._add_midi_track("M")
+    rack = midi._add_rack("DDSP Expression", ["Volume"])
+    clip = midi._add_session_clip(0, 4.0)
+    audio = sim.song.create_audio_track(1)
+    if version == "12.0.0":
+        assert not hasattr(audio, "create_audio_clip") and not hasattr(audio.clip_slots[0], "create_audio_clip")
+        return
+    made = audio.create_audio_clip(str(tmp_path / "a.wav"), 8.0)
+    [placed] = audio.arrangement_clips
+    assert placed.start_time == 8.0 and placed.file_path == str(tmp_path / "a.wav")
+    assert made is (None if version < "12.2" else placed), "void before Live 12.2, the Clip from 12.2"
+    assert audio.clip_slots[0].create_audio_clip(str(tmp_path / "a.wav")) is audio.clip_slots[0].clip
+    envelope = clip.create_automation_envelope(rack._macro("Volume"))
+    assert type(envelope).LOM_NAME == ("Envelope" if version >= "12.2" else "Clip.AutomationEnvelope")
+    assert envelope.insert_step(0.0, 1.0, 64.0) is None and envelope.value_at_time(0.5) == 64.0
 
 
 def _script_attributes() -> set:
@@ -302,3 +351,25 @@ def test_expression_choices_follow_edits_moves_and_new_notes(script):
     lanes_now = {0.0: (0.1,) * 6, 1.0: (0.2,) * 6, 3.0: (0.2,) * 6}  # n3's start still reads n2's step
     assert expression.lane_updates([a, b, new], {**engine, "n3": (0.2,) * 6}, lanes_now, plan + [(3.0, 1.0)],
                                    memos) == {3.0: (0.2,) * 6}, "a new note gets its own step even if equal"
+
+
+@pytest.mark.parametrize("version", ["12.1.0", "12.2.0"])
+def test_an_arrangement_render_is_tagged_unwarped_and_replaces_the_earlier_one(script, tmp_path, version):
+    """Track.create_audio_clip returns None before Live 12.2 (void in C++): the placed clip is found in the track's
+    Arrangement clips by its position and file, then tagged and unwarped like the one 12.2 returns."""
+    import numpy as np
+    import soundfile
+
+    placement = sys.modules["DDSPInstrument.placement"]
+    sim = live_sim.LiveSim(version=version)
+    midi = sim.song._add_midi_track("Lead")
+    for name in ("first.wav", "second.wav"):
+        soundfile.write(str(tmp_path / name), np.zeros(4800, dtype=np.float32), 48000)
+    first = placement.place(sim.song, midi, None, 8.0, str(tmp_path / "first.wav"), "Riff", "[ddsp 0badc0de]")
+    companion = sim.song.tracks[1]
+    assert [c.name for c in companion.arrangement_clips] == ["Riff [ddsp 0badc0de]"]
+    assert first is companion.arrangement_clips[0] and first._warping is False
+    second = placement.place(sim.song, midi, None, 16.0, str(tmp_path / "second.wav"), "Riff", "[ddsp 0badc0de]")
+    [only] = companion.arrangement_clips
+    assert only is second and only.start_time == 16.0 and only._file_path == str(tmp_path / "second.wav")
+    assert only.name == "Riff [ddsp 0badc0de]" and only._warping is False

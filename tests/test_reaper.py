@@ -44,13 +44,13 @@ class Session:
         (self.scripts / "ddsp_config.json").write_text(json.dumps(settings))
         self.sim = ReaperSim(root / "REAPER", root / "project", sample_rate=RATE)
 
-    def run(self, script: str, timeout: float = 30.0) -> dict:
-        context = self.sim.run_script(self.scripts / script)
+    def run(self, script: str, timeout: float = 30.0):
+        instance = self.sim.run_script(self.scripts / script)
         self.sim.run_until(timeout=timeout)
         assert not self.sim.errors, self.sim.errors
-        return context
+        return instance
 
-    def start(self, script: str) -> dict:
+    def start(self, script: str):
         return self.sim.run_script(self.scripts / script)
 
     def run_for(self, seconds: float) -> None:
@@ -74,8 +74,19 @@ def session(tmp_path, engine):
     return Session(tmp_path, engine.port)
 
 
+def runners(sim) -> list:
+    """The action loops running in the simulated REAPER (ddsp_reaper's run registry)."""
+    runs = sim.module_named("ddsp_reaper.runs")
+    return list(runs.RUNS.values()) if runs else []
+
+
 def state_of(item) -> dict:
-    return json.loads(item.ext["ddsp_state"])
+    """What a MIDI item remembers of its last render: a JSON file in the render folder named in its P_EXT (older
+    versions kept the JSON itself in P_EXT)."""
+    value = item.ext["ddsp_state"]
+    if value.startswith("{"):
+        return json.loads(value)
+    return json.loads((Path(item.project.path) / "DDSP renders" / value.split("\n")[0]).read_text())
 
 
 def audio_of(item) -> np.ndarray:
@@ -288,8 +299,9 @@ def test_scripts_start_the_engine_when_configured(tmp_path):
     sim = session.sim
     item = sim.add_midi_item(sim.add_track("Pad"), 0, 2, [(0, 1, 57, 100)])
     sim.select_only(item)
-    context = session.start(RENDER)
-    engine = context["_ddsp_tick"].__self__.engine  # it starts its process later, from the tick loop
+    session.start(RENDER)
+    [runner] = runners(sim)
+    engine = runner.engine  # it starts its process later, from the tick loop
     try:
         sim.run_until(timeout=120)
         assert not sim.errors
@@ -326,3 +338,171 @@ def test_a_chord_shares_one_point_and_an_edit_of_it_reaches_every_note(session):
         assert after[note]["c"][2] == pytest.approx(0.9, abs=1e-6)
         assert after[note]["c"][:2] == memory[note]["c"][:2]  # the other lanes were not edited
     assert after["62@1920"]["c"] == memory["62@1920"]["c"]
+
+
+# ---------------------------------------------------------------------------------------------------- REAPER's host
+# What checks against the real REAPER found (docs/reaper.md, "What was verified"): one __main__ for every script, the
+# wrapper's 4 MiB string buffers, renamed effects, new lanes needing TrackList_AdjustWindows, project tabs.
+
+def test_a_render_while_follow_mode_runs_leaves_follow_mode_running(session):
+    """All Python ReaScripts share one __main__: a render started while follow mode runs must not take over
+    follow mode's loop (a global name would be shared)."""
+    sim = session.sim
+    track = sim.add_track("Flute")
+    first = sim.add_midi_item(track, 0, 4, [(0, 1, 67, 100), (2, 3, 69, 100)])
+    second = sim.add_midi_item(track, 8, 4, [(0, 1, 71, 100)])
+    sim.select_only(first)
+    session.run(RENDER)
+    session.start(FOLLOW)
+    session.run_for(0.3)
+    sim.select_only(second)
+    session.start(RENDER)
+    session.wait_for("rendered 'Flute' item at 4.000 s", timeout=10)
+    assert sim.running() == 1, "follow mode is still running"
+    sim.set_point(sim.lanes(track)["vibrato"], 0.0, 0.9)
+    session.wait_for("follow: rendered", timeout=10)
+    assert state_of(first)["notes"]["67@0"]["c"][3] == pytest.approx(0.9, abs=1e-6)
+    session.start(FOLLOW)
+    sim.run_until(timeout=10)
+    assert "follow mode stopped" in sim.console_text() and runners(sim) == [] and not sim.errors
+
+
+def test_two_renders_at_once_both_finish(session):
+    """Running the render action again while it renders (REAPER's task control answered "New instance"): both
+    batches finish, each run closes its socket."""
+    sim = session.sim
+    oboe = sim.add_midi_item(sim.add_track("Oboe"), 0, 2, [(0, 1, 69, 100)])
+    horn = sim.add_midi_item(sim.add_track("Horn"), 0, 2, [(0, 1, 57, 100)])
+    sim.select_only(oboe)
+    session.start(RENDER)
+    sim.select_only(horn)
+    session.start(RENDER)
+    assert sim.task_control_asked == [RENDER]
+    sim.run_until(timeout=20)
+    console = sim.console_text()
+    assert "rendered 'Oboe' item" in console and "rendered 'Horn' item" in console, console
+    assert len(session.render_items("Oboe")) == len(session.render_items("Horn")) == 1
+    assert runners(sim) == [] and not sim.errors
+
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_idle_follow_mode_reads_no_strings(tmp_path, engine, count):
+    """REAPER's wrapper zero-fills a 4 MiB buffer for every char* argument: follow mode's checks while nothing
+    changes (every `scan_interval`, and the full check every `full_scan_interval`) must pass none, however many
+    items it follows; a check after a project change passes a few per followed item and track."""
+    session = Session(tmp_path, engine.port, full_scan_interval=0.2)
+    sim = session.sim
+    track = sim.add_track("Keys")
+    items = [sim.add_midi_item(track, 4 * i, 2, [(0, 1, 60 + i, 100)]) for i in range(count)]
+    sim.select_only(*items)
+    session.run(RENDER, timeout=60)
+    assert len(session.render_items("Keys")) == count
+    session.start(FOLLOW)
+    session.run_for(1.0)
+    strings, zeroed, calls = sum(sim.string_calls.values()), sim.zeroed_bytes, len(sim.calls)
+    session.run_for(1.5)  # about seven full checks, nothing changed
+    idle = [name for name in sim.calls[calls:] if name not in ("GetExtState", "SetExtState",
+                                                                 "GetProjectStateChangeCount")]
+    assert sum(sim.string_calls.values()) == strings and sim.zeroed_bytes == zeroed, sim.string_calls
+    checks = idle.count("CountMediaItems")  # one per full check
+    assert checks >= 5 and len(idle) <= checks * (10 + 8 * count + 12), "a few numbers per item and lane"
+    sim.changed()  # REAPER reports a change (an undo point), but nothing the items depend on changed
+    session.run_for(0.3)
+    after_change = sum(sim.string_calls.values()) - strings
+    assert after_change <= 1 + count + 7, sim.string_calls  # project, one per item (MIDI hash), 7 per track
+    assert "re-rendering" not in sim.console_text()
+    sim.terminate_all()
+
+
+def test_an_item_memory_larger_than_the_wrappers_string_buffer(session):
+    """Strings over the wrapper's 4 MiB raise ValueError; an item's memory grows ~170 bytes a note (the protocol
+    allows 100k notes), so it must not go through a char* argument. Scaled down: a 16 KiB buffer, 160 notes."""
+    sim = session.sim
+    sim.max_strbuf = 16 * 1024
+    track = sim.add_track("Harp")
+    notes = [(i * 0.25, i * 0.25 + 0.2, 48 + (i * 7) % 36, 100) for i in range(160)]
+    item = sim.add_midi_item(track, 0, 41, notes)
+    sim.select_only(item)
+    session.run(RENDER, timeout=60)
+    console = sim.console_text()
+    assert "internal error" not in console and "rendered 'Harp' item at 0.000 s: 160 notes" in console, console
+    assert len(state_of(item)["notes"]) == 160 and len(item.ext["ddsp_state"]) < 600
+    sim.set_point(sim.lanes(track)["vibrato"], 0.5, 0.9)  # the fifth note (quarter note 1.0)
+    session.run(RENDER, timeout=60)
+    assert "incremental (1 re-rendered)" in sim.console_text()
+    memory = state_of(item)["notes"]
+    assert [n for n, m in memory.items() if m["c"][3] == pytest.approx(0.9, abs=1e-6)] == ["76@960"]
+    assert sim.longest_string < 1024, "nothing passed to REAPER grows with the notes"
+
+
+def test_a_renamed_expression_effect_is_still_found(session):
+    """The effect is found by what it is (fx_ident), not by the name shown in the FX chain, which the user can
+    change: no second copy, no six more lanes, and lane edits are still read."""
+    sim = session.sim
+    track = sim.add_track("Cello")
+    item = sim.add_midi_item(track, 0, 2, [(0, 1, 48, 100)])
+    sim.select_only(item)
+    session.run(RENDER)
+    sim.rename_fx(track, 0, "my cello expression")
+    sim.set_point(sim.lanes(track)["vibrato"], 0.0, 0.9)
+    session.run(RENDER)
+    assert len(track.fx) == 1 and len(track.fx[0].envelopes) == 6
+    assert state_of(item)["notes"]["48@0"]["c"][3] == pytest.approx(0.9, abs=1e-6)
+
+
+def test_new_lanes_are_shown(session):
+    """REAPER may not show new envelopes until TrackList_AdjustWindows (GetSetEnvelopeInfo_String's documentation):
+    called after the lanes are created, not on every render."""
+    sim = session.sim
+    item = sim.add_midi_item(sim.add_track("Viola"), 0, 2, [(0, 1, 60, 100)])
+    sim.select_only(item)
+    session.run(RENDER)
+    shown = max(i for i, name in enumerate(sim.calls) if name == "GetSetEnvelopeInfo_String")  # lanes made
+    assert "TrackList_AdjustWindows" in sim.calls[shown:]  # visible as they are created
+    calls = len(sim.calls)
+    session.run(RENDER)
+    assert "TrackList_AdjustWindows" not in sim.calls[calls:], "no lane was created this time"
+
+
+def test_switching_project_tabs_during_a_render_places_it_when_its_tab_is_back(session, tmp_path):
+    """The wrapper passes pointers of a project that is not the active tab as NULL: a render that finishes while
+    another tab is active waits (ValidatePtr2 with the item's project tells it still exists) and is placed when
+    its tab is active again."""
+    sim = session.sim
+    first = sim.project
+    track = sim.add_track("Bass")
+    item = sim.add_midi_item(track, 0, 2, [(0, 1, 40, 100)])
+    sim.select_only(item)
+    session.start(RENDER)
+    sim.add_project(tmp_path / "other")  # File > New project tab, before the engine answers
+    sim.run_until(lambda: sim.running() == 0 or "project tab is active again" in sim.console_text(), timeout=20)
+    assert "deleted" not in sim.console_text() and not sim.tracks_named("Bass (render)")
+    sim.switch_project(first)
+    sim.run_until(timeout=20)
+    assert "rendered 'Bass' item" in sim.console_text() and len(session.render_items("Bass")) == 1
+    assert not sim.errors
+
+
+def test_follow_mode_across_project_tabs_and_the_terminate_answer(session, tmp_path):
+    """Follow mode follows the active tab: another tab's items are not touched while it is shown, and edits are
+    followed again once the first tab is back. Re-running the toggle with REAPER's task control answered
+    "Terminate instances" stops it as cleanly as the toggle does."""
+    sim = session.sim
+    first = sim.project
+    track = sim.add_track("Sitar")
+    item = sim.add_midi_item(track, 0, 2, [(0, 1, 62, 100)])
+    sim.select_only(item)
+    session.run(RENDER)
+    session.start(FOLLOW)
+    session.run_for(0.3)
+    sim.add_project(tmp_path / "other")
+    sim.add_track("Empty")
+    session.run_for(0.5)
+    sim.switch_project(first)
+    sim.set_point(sim.lanes(track)["brightness"], 0.0, 0.9)
+    session.wait_for("follow: rendered", timeout=10)
+    assert state_of(item)["notes"]["62@0"]["c"][4] == pytest.approx(0.9, abs=1e-6)
+    sim.task_control = "terminate instances"
+    session.start(FOLLOW)
+    assert sim.running() == 0 and runners(sim) == [] and sim.ext_state[("ddsp", "follow")] == ""
+    assert "deleted" not in sim.console_text() and not sim.errors

@@ -173,3 +173,75 @@ def test_action_without_selection_says_so(sim, tmp_path):
     sim.run_until(timeout=5)
     assert "select the MIDI track(s)" in sim.console_text()
     assert not sim.errors and sim.running() == 0
+
+
+# ---------------------------------------------------------------------------------------------------- the host model
+# What independent checks of REAPER found, modelled here (docs/reaper.md, "The simulator")
+
+def test_every_script_runs_in_one_main_namespace(sim, tmp_path):
+    """REAPER has one Python interpreter and one __main__ for all ReaScripts: globals of one script are another's,
+    deferred code runs there, and each instance keeps its own atexit code."""
+    first, second = tmp_path / "first.py", tmp_path / "second.py"
+    first.write_text("shared = 'first'\nRPR_atexit(\"log.append('first done')\")\nlog = []\n"
+                     "def again():\n    log.append(shared)\nRPR_defer('again()')\n")
+    second.write_text("shared = 'second'\nRPR_atexit(\"log.append('second done')\")\n")
+    sim.run_script(first)
+    assert sim.running() == 1
+    sim.run_script(second)  # it ends at once: its atexit runs, and it overwrote the first one's global
+    sim.run_until(timeout=5)
+    assert sim.main["log"] == ["second done", "second", "first done"]
+
+
+def test_task_control_when_a_running_script_is_run_again(sim, tmp_path):
+    script = tmp_path / "loop.py"
+    script.write_text("def loop():\n    RPR_defer('loop()')\nRPR_atexit(\"stopped.append(1)\")\nstopped = []\n"
+                      "RPR_defer('loop()')\n")
+    sim.run_script(script)
+    sim.run_script(script)  # default answer: new instance
+    assert sim.running() == 2 and sim.task_control_asked == ["loop.py"]
+    sim.task_control = "abort"
+    assert sim.run_script(script) is None and sim.running() == 2
+    sim.task_control = "terminate instances"
+    assert sim.run_script(script) is None and sim.running() == 0 and len(sim.main["stopped"]) == 2
+
+
+def test_the_wrappers_string_buffers(sim):
+    """Each char* argument is a 4 MiB buffer the wrapper zero-fills; a longer string raises ValueError."""
+    api = sim.module
+    item = sim.add_midi_item(sim.add_track("T"), 0, 4, [(0, 1, 60, 100)])
+    before = sim.zeroed_bytes
+    api.RPR_GetSetMediaItemInfo_String(item.ptr, "P_EXT:x", "small", True)
+    api.RPR_GetMediaItemInfo_Value(item.ptr, "D_POSITION")  # no char*: no buffer
+    api.RPR_GetExtState("s", "k")  # const char* in, const char* out: no buffer either
+    assert sim.zeroed_bytes - before == 4 * 1024 * 1024 and sim.string_calls["GetSetMediaItemInfo_String"] == 1
+    with pytest.raises(ValueError, match="byte string too long"):
+        api.RPR_GetSetMediaItemInfo_String(item.ptr, "P_EXT:x", "x" * (4 * 1024 * 1024 + 1), True)
+    assert item.ext["x"] == "small"
+
+
+def test_pointers_of_another_project_tab(sim, tmp_path):
+    """The wrapper validates pointers in the active project only; ValidatePtr2 with the item's project sees it."""
+    api = sim.module
+    first = sim.project
+    item = sim.add_midi_item(sim.add_track("T"), 0, 4, [(0, 1, 60, 100)])
+    project = api.RPR_EnumProjects(-1, "", 512)[0]
+    assert project == first.ptr and api.RPR_GetMediaItemInfo_Value(item.ptr, "D_LENGTH") == 2.0
+    other = sim.add_project(tmp_path / "other")
+    assert api.RPR_EnumProjects(-1, "", 512)[0] == other.ptr and api.RPR_EnumProjects(0, "", 512)[0] == first.ptr
+    assert api.RPR_GetMediaItemInfo_Value(item.ptr, "D_LENGTH") == 0.0  # passed on as NULL
+    assert api.RPR_ValidatePtr2(0, item.ptr, "MediaItem*") == 0
+    assert api.RPR_ValidatePtr2(project, item.ptr, "MediaItem*") == 1
+    sim.switch_project(first)
+    assert api.RPR_GetMediaItemInfo_Value(item.ptr, "D_LENGTH") == 2.0
+
+
+def test_a_renamed_effect_keeps_its_ident(sim):
+    api = sim.module
+    track = sim.add_track("T")
+    fx = api.RPR_TrackFX_AddByName(track.ptr, "JS:ddsp/ddsp_expression.jsfx", False, -1)
+    sim.rename_fx(track, fx, "my lanes")
+    assert api.RPR_TrackFX_GetFXName(track.ptr, fx, "", 256)[3] == "my lanes"
+    assert api.RPR_TrackFX_GetNamedConfigParm(track.ptr, fx, "fx_ident", "", 1024) == \
+        (1, track.ptr, 0, "fx_ident", "ddsp/ddsp_expression.jsfx", 1024)
+    api.RPR_TrackList_AdjustWindows(False)
+    assert sim.calls[-1] == "TrackList_AdjustWindows"

@@ -20,12 +20,15 @@ daw_bridge.protocol's state machines. Standard library + reaper_python + daw_bri
 One concern per module; each imports only those above it in this list:
 
 - `settings`: the names and numbers the scripts share, `say` (the console), `Skip`, ddsp_config.json;
+- `runs`: every running action's loop by number (all ReaScripts share one `__main__`, so no loop lives in a global);
 - `project`: REAPER's tracks, items and takes as the scripts read them;
-- `lanes`: the six expression lanes (the JSFX's envelopes);
+- `memory`: what an item remembers of its last render (a JSON file named in its P_EXT);
+- `lanes`: the six expression lanes (the JSFX's envelopes, found by its fx_ident);
 - `items`: what one render of an item sends (`read_notes`, `ClipRequest`);
 - `placement`: a finished render into the project (audio item, lane points, the item's memory);
 - `engine_link`: the UDP link to the engine (and starting it);
 - `loop`: the defer loop of every action (`Runner`) and one item's render (`RenderJob`);
+- `watch`: what follow mode checks, in numbers while nothing changed (REAPER's wrapper makes strings costly);
 - `follow`: follow mode (`Follower`);
 - `actions`: the entry points above, the render and preset actions.
 """

@@ -12,7 +12,7 @@ from .follow import Follower
 from .items import ClipRequest, check_overlaps
 from .loop import RenderJob, Runner
 from .placement import apply_result
-from .project import is_render_track, track_label, track_preset, track_string
+from .project import current_project, is_render_track, track_label, track_preset, track_string
 from .settings import MAX_IN_FLIGHT, SECTION, TRACK_PRESET, Skip, say
 
 
@@ -30,9 +30,10 @@ class RenderAction(Runner):
         if not items:
             say("select one or more MIDI items first")
             return False
+        project = current_project()
         for item in items:
             try:
-                request = ClipRequest(item, self.config, self.regenerate)
+                request = ClipRequest(item, self.config, self.regenerate, project=project)
                 check_overlaps(item, request.track)
             except Skip as why:
                 position = RPR_GetMediaItemInfo_Value(item, "D_POSITION")
@@ -60,16 +61,23 @@ class RenderAction(Runner):
         for job in self.jobs:
             if job.session is None or job.done or not job.session.finished:
                 continue
+            where = "now" if job.session.state == "failed" else job.place_when()
+            if where == "later":  # its project is another tab: placed when it is the active one again
+                continue
             job.done = True
-            self._finished(job)
+            self._finished(job, where)
         return not all(job.done for job in self.jobs)
 
-    def _finished(self, job: RenderJob) -> None:
+    def _finished(self, job: RenderJob, where: str) -> None:
         session = job.session
         if session.state == "failed":
             self.failed += 1
             code, message = session.error
             say(f"{job.request.label}: render failed: {code}: {message}")
+            return
+        if where == "gone":
+            self.failed += 1
+            say(f"{job.request.label}: the item was deleted (or its project closed) while it rendered")
             return
         try:
             say(apply_result(job.request, session.result, self.config))

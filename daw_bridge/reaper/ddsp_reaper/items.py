@@ -11,8 +11,9 @@ from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 
 from daw_bridge import protocol as p
 
+from . import memory
 from .lanes import Lanes
-from .project import (is_render_track, item_span, item_string, load_state, midi_take, project_id,
+from .project import (current_project, is_render_track, item_span, item_string, midi_take, project_id,
                       project_sample_rate, track_items, track_label, track_preset, track_string)
 from .settings import EDIT_TOLERANCE, EVAL_AFTER, SAME_TIME, Skip
 
@@ -58,10 +59,13 @@ def check_overlaps(item, track) -> None:
 
 class ClipRequest:
     """Everything one render of one MIDI item sends, read from the project now. `signature` changes exactly when
-    the render would (notes, controls to send, preset, rate, length, place)."""
+    the render would (notes, controls to send, preset, rate, length, place). `project`: the active project's pointer
+    (read when not given); `state`: the item's memory (read from its file when not given)."""
 
-    def __init__(self, item, config: dict, regenerate: bool = False):
+    def __init__(self, item, config: dict, regenerate: bool = False, project: str | None = None,
+                 state: dict | None = None):
         self.item = item
+        self.project = project or current_project()
         self.take = midi_take(item)
         if self.take is None:
             raise Skip("it is not a MIDI item")
@@ -86,7 +90,7 @@ class ClipRequest:
         if len(self.notes) > p.MAX_NOTES:
             raise Skip(f"it has {len(self.notes)} notes; the engine takes at most {p.MAX_NOTES}")
         self.regenerate = regenerate
-        self.state = load_state(item)
+        self.state = memory.load(item, memory.render_folder(config), self.guid) if state is None else state
         self.clip_id = f"reaper-{project_id()}-{self.guid.strip('{}')}"
         self.controls = self._controls(regenerate)
         self.signature = self._signature()
@@ -99,12 +103,12 @@ class ClipRequest:
         lanes_ok = lanes.readable and self.state.get("track") == track_string(self.track, "GUID")
         out = []
         for note in self.notes:
-            memory = remembered.get(note["id"])
-            if memory is None:
+            kept = remembered.get(note["id"])
+            if kept is None:
                 out.append(None)
                 continue
-            controls, written = list(memory["c"]), memory.get("l", memory["c"])
-            if lanes_ok and abs(memory["t"] - note["time"]) < SAME_TIME:
+            controls, written = list(kept["c"]), kept.get("l", kept["c"])
+            if lanes_ok and abs(kept["t"] - note["time"]) < SAME_TIME:
                 t = note["time"] + min(EVAL_AFTER, (note["offset"] - note["onset"]) / 2)
                 for k in range(6):
                     value = lanes.value(k, t)

@@ -1,7 +1,6 @@
 """The six expression lanes of a MIDI track: envelopes of the DDSP expression JSFX's sliders."""
 from __future__ import annotations
 
-import hashlib
 import os
 
 from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
@@ -9,7 +8,17 @@ from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 from daw_bridge import protocol as p
 
 from .project import track_label, valid
-from .settings import FX_TAGS, JSFX_NAMES, SAME_TIME, SQUARE, Skip
+from .settings import FX_TAGS, JSFX_FILES, JSFX_NAMES, SAME_TIME, SQUARE, Skip
+
+
+def is_expression_fx(track, index: int) -> bool:
+    """Whether the effect at `index` is the DDSP expression JSFX, by what it is (its fx_ident, REAPER 6.37+), not by
+    the name shown in the FX chain, which the user may change; by that name only where REAPER has no fx_ident."""
+    ok, _, _, _, ident, _ = RPR_TrackFX_GetNamedConfigParm(track, index, "fx_ident", "", 1024)
+    if ok and ident:
+        return ident.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower() in JSFX_FILES
+    name = RPR_TrackFX_GetFXName(track, index, "", 256)[3].lower()
+    return name.startswith(FX_TAGS[0]) or FX_TAGS[1] in name
 
 
 class Lanes:
@@ -18,6 +27,7 @@ class Lanes:
     def __init__(self, track, create: bool, sample_rate: int = 48000):
         self.track, self.sample_rate = track, sample_rate
         self.fx = self.find(track)
+        created = False
         if self.fx < 0 and create:
             for name in JSFX_NAMES:
                 self.fx = RPR_TrackFX_AddByName(track, name, False, -1)
@@ -38,18 +48,22 @@ class Lanes:
             raise Skip(f"the DDSP expression effect on track '{track_label(track)}' has no {', '.join(missing)} "
                        f"slider (an old version? reinstall and re-add it)")
         for k, name in enumerate(p.CONTROL_NAMES):
-            envelope = RPR_GetFXEnvelope(track, self.fx, names[name], create)
-            if valid(envelope):
-                self.envelopes[k] = envelope
-                if create:
+            envelope = RPR_GetFXEnvelope(track, self.fx, names[name], False)
+            if not valid(envelope) and create:
+                envelope = RPR_GetFXEnvelope(track, self.fx, names[name], True)
+                if valid(envelope):  # a new lane: shown once (a lane the user hid later stays hidden)
+                    created = True
                     RPR_GetSetEnvelopeInfo_String(envelope, "ACTIVE", "1", True)
                     RPR_GetSetEnvelopeInfo_String(envelope, "VISIBLE", "1", True)
+            if valid(envelope):
+                self.envelopes[k] = envelope
+        if created:  # new envelopes may not show before this (GetSetEnvelopeInfo_String's documentation)
+            RPR_TrackList_AdjustWindows(False)
 
     @staticmethod
     def find(track) -> int:
         for i in range(RPR_TrackFX_GetCount(track)):
-            name = RPR_TrackFX_GetFXName(track, i, "", 256)[3].lower()
-            if name.startswith(FX_TAGS[0]) or FX_TAGS[1] in name:
+            if is_expression_fx(track, i):
                 return i
         return -1
 
@@ -71,15 +85,3 @@ class Lanes:
             for t, values in points:
                 RPR_InsertEnvelopePoint(envelope, t, float(values[envelope_k]), SQUARE, 0.0, False, True)
             RPR_Envelope_SortPoints(envelope)
-
-
-def lanes_fingerprint(track) -> str:
-    """Every point of the track's six lanes, in six API calls (the envelopes' state chunks)."""
-    fx = Lanes.find(track)
-    if fx < 0:
-        return "none"
-    chunks = []
-    for k in range(6):
-        envelope = RPR_GetFXEnvelope(track, fx, k, False)
-        chunks.append(RPR_GetEnvelopeStateChunk(envelope, "", 1024 * 1024, False)[2] if valid(envelope) else "")
-    return hashlib.sha1("\n".join(chunks).encode()).hexdigest()

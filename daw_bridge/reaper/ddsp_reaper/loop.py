@@ -4,8 +4,11 @@ from __future__ import annotations
 import time
 import traceback
 
+from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
+
 from daw_bridge import protocol as p
 
+from . import runs
 from .engine_link import Engine
 from .items import ClipRequest
 from .settings import load_config, say, script_folder
@@ -13,19 +16,19 @@ from .settings import load_config, say, script_folder
 
 class Runner:
     """One action's defer loop: `step(now)` runs once per REAPER defer cycle (~30 per second) until it returns
-    False; the socket is closed and `finish()` called at the end, or when REAPER terminates the script."""
+    False; the socket is closed and `finish()` called at the end, or when REAPER terminates the script. The loop is
+    reached through its number in `runs` (all scripts share one __main__), so any number of runs go at once."""
 
     def __init__(self, context: dict, name: str):
         self.context = context
         self.config = load_config(script_folder(context))
         self.engine = Engine(self.config, name)
         self.closed = False
-        context["_ddsp_tick"] = self.tick
-        context["_ddsp_exit"] = self.close
-        context["RPR_atexit"]("_ddsp_exit()")
+        self.number = runs.register(self)
+        context["RPR_atexit"](runs.exit_code(self.number))
 
     def start(self) -> None:
-        self.context["RPR_defer"]("_ddsp_tick()")
+        self.context["RPR_defer"](runs.tick_code(self.number))
 
     def tick(self) -> None:
         if self.closed:
@@ -36,13 +39,14 @@ class Runner:
             say("internal error, stopping:\n" + traceback.format_exc())
             again = False
         if again:
-            self.context["RPR_defer"]("_ddsp_tick()")
+            self.context["RPR_defer"](runs.tick_code(self.number))
         else:
             self.close()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            runs.forget(self.number)
             try:
                 self.finish()
             finally:
@@ -64,6 +68,20 @@ class RenderJob:
         self.done = False
         self.outcome: p.RenderOutcome | None = None
         self.reported = 0.0
+        self.waiting = False  # finished while its project was not the active tab (said once)
+
+    def place_when(self) -> str:
+        """Where the item is, in numbers only: "now" (the active project), "later" (its project is another tab:
+        REAPER's wrapper passes that tab's pointers as NULL, so it waits) or "gone" (deleted, or its tab closed)."""
+        item = self.request.item
+        if RPR_ValidatePtr2(0, item, "MediaItem*"):
+            return "now"
+        if RPR_ValidatePtr2(self.request.project, item, "MediaItem*"):
+            if not self.waiting:
+                self.waiting = True
+                say(f"{self.request.label}: rendered; it is placed when its project tab is active again")
+            return "later"
+        return "gone"
 
     def submit(self, engine: Engine) -> None:
         request = self.request

@@ -2,7 +2,6 @@
 the points on the lanes, the item's memory of what was sent."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -10,10 +9,11 @@ from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 
 from daw_bridge import protocol as p
 
+from . import memory
 from .items import ClipRequest
 from .lanes import Lanes
 from .project import is_render_track, item_string, track_items, track_label, track_string, tracks, valid
-from .settings import BUILD_PEAKS, COMPANION_OF, ITEM_STATE, RENDER_OF, Skip
+from .settings import BUILD_PEAKS, COMPANION_OF, RENDER_OF, Skip
 
 
 def companion_track(track):
@@ -107,21 +107,21 @@ def lane_points(request: ClipRequest, controls: dict) -> tuple[list, dict]:
 
 
 def apply_result(request: ClipRequest, outcome: p.RenderOutcome, config: dict) -> str:
-    """The render is ready: copy it into the project, place it, write the lanes, remember what was sent. Returns a
-    one-line summary. If the item changed while it rendered, the audio is placed but lanes and memory are left for
-    the next render (follow mode does it)."""
+    """The render is ready and its item is in the active project (RenderJob.place_when): copy it into the project,
+    place it, write the lanes, remember what was sent. Returns a one-line summary. If the item changed while it
+    rendered, the audio is placed but lanes and memory are left for the next render (follow mode does it)."""
     item = request.item
     if not RPR_ValidatePtr2(0, item, "MediaItem*"):
         raise Skip("the item was deleted while it rendered")
     path = copy_into_project(outcome.path, config["render_folder"])
-    current = ClipRequest(item, config, regenerate=request.regenerate)
+    current = ClipRequest(item, config, regenerate=request.regenerate, project=request.project)
     changed = current.signature != request.signature
     RPR_Undo_BeginBlock2(0)
     RPR_PreventUIRefresh(1)
     try:
-        state = request.state
+        state = dict(request.state)
         render_item = place_render(request, path, state.get("render"))
-        state.update(render=item_string(render_item, "GUID"), file=path, clip=request.clip_id)
+        state.update(render=item_string(render_item, "GUID"), file=path, clip=request.clip_id, item=request.guid)
         if not changed:
             points, written = lane_points(request, outcome.controls)
             lanes = Lanes(request.track, create=True, sample_rate=request.sample_rate)
@@ -131,20 +131,19 @@ def apply_result(request: ClipRequest, outcome: p.RenderOutcome, config: dict) -
             for note in request.notes:
                 if note["id"] not in written:
                     continue
-                memory = {"c": list(outcome.controls[note["id"]]), "t": note["time"]}
-                if list(written[note["id"]]) != memory["c"]:
-                    memory["l"] = list(written[note["id"]])
-                notes[note["id"]] = memory
+                kept = {"c": list(outcome.controls[note["id"]]), "t": note["time"]}
+                if list(written[note["id"]]) != kept["c"]:
+                    kept["l"] = list(written[note["id"]])
+                notes[note["id"]] = kept
             state.update(notes=notes, track=track_string(request.track, "GUID"))
         # the signature of what the next render would send now; "stale" makes follow mode render it again
-        state["sig"] = "stale"
-        item_string(item, ITEM_STATE, json.dumps(state))
-        if not changed:
-            state["sig"] = ClipRequest(item, config).signature
-            item_string(item, ITEM_STATE, json.dumps(state))
+        state["sig"] = "stale" if changed else ClipRequest(item, config, project=request.project,
+                                                           state=state).signature
+        memory.save(item, state, path)
     finally:
         RPR_PreventUIRefresh(-1)
         RPR_Undo_EndBlock2(0, f"DDSP: render {request.label}", -1)
+    memory.note_rendered(item)
     RPR_UpdateArrange()
     RPR_Main_OnCommand(BUILD_PEAKS, 0)
     summary = (f"rendered {request.label}: {len(request.notes)} notes, {request.length:.2f} s, preset "

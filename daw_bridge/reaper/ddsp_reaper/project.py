@@ -1,13 +1,14 @@
-"""REAPER's objects as the scripts read them: tracks, items, takes, their strings, the project's rate and id, an
-item's remembered state."""
+"""REAPER's objects as the scripts read them: tracks, items, takes, their strings, the project's rate and id.
+
+Every string read or written goes through a 4 MiB buffer REAPER's Python wrapper allocates and zero-fills (a char*
+argument); what runs often (follow mode's checks) reads numbers instead."""
 from __future__ import annotations
 
-import json
 import os
 
 from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 
-from .settings import COMPANION_OF, DEFAULT_PRESET, ITEM_STATE, SECTION, TRACK_PRESET
+from .settings import COMPANION_OF, DEFAULT_PRESET, SECTION, TRACK_PRESET
 
 
 def valid(pointer) -> bool:
@@ -79,19 +80,15 @@ def project_id() -> str:
 
 
 def current_project() -> str:
+    """The active project tab's pointer (a string read: call it once per action or change, not per cycle)."""
     return str(RPR_EnumProjects(-1, "", 512)[0])
+
+
+def project_sample_rate_numbers() -> tuple:
+    """The project's rate setting without a string read (the audio device's rate needs one)."""
+    return (RPR_GetSetProjectInfo(0, "PROJECT_SRATE_USE", 0, False), RPR_GetSetProjectInfo(0, "PROJECT_SRATE", 0,
+                                                                                            False))
 
 
 def track_preset(track) -> str:
     return track_string(track, TRACK_PRESET) or DEFAULT_PRESET
-
-
-def load_state(item) -> dict:
-    text = item_string(item, ITEM_STATE)
-    if not text:
-        return {}
-    try:
-        state = json.loads(text)
-    except ValueError:
-        return {}
-    return state if isinstance(state, dict) else {}

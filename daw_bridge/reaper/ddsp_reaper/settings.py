@@ -13,8 +13,10 @@ SECTION = "ddsp"  # ext-state section and P_EXT: prefix
 CONFIG_FILE = "ddsp_config.json"
 # The JSFX by its path under REAPER's Effects folder, without the extension, by its description
 JSFX_NAMES = ("JS:ddsp/ddsp_expression.jsfx", "JS:ddsp/ddsp_expression", "JS:DDSP expression")
-FX_TAGS = ("js: ddsp expression", "ddsp_expression")  # how its name in an FX chain starts / what it contains
-ITEM_STATE = "P_EXT:ddsp_state"  # on a MIDI item: what the last render sent, got and wrote (JSON)
+JSFX_FILES = ("ddsp_expression.jsfx", "ddsp_expression")  # the last part of its fx_ident (what it is, any name)
+FX_TAGS = ("js: ddsp expression", "ddsp_expression")  # REAPER < 6.37 (no fx_ident): how its shown name starts
+ITEM_STATE = "P_EXT:ddsp_state"  # on a MIDI item: the name of its memory file (memory.py)
+RENDERED = "rendered"  # global ext state: "<count> <item> <item>...", the items rendered last (follow mode reads it)
 RENDER_OF = "P_EXT:ddsp_render_of"  # on a render item: the GUID of its MIDI item
 COMPANION_OF = "P_EXT:ddsp_companion_of"  # on a render track: the GUID of its MIDI track
 TRACK_PRESET = "P_EXT:ddsp_preset"
@@ -24,6 +26,7 @@ EDIT_TOLERANCE = 0.0015  # a lane value further than this from what was written 
 EVAL_AFTER = 0.0005  # s: lanes are read this long after a note's point (half its length at most)
 SAME_TIME = 1e-6  # s
 MAX_IN_FLIGHT = 4  # renders uploaded to the engine at once
+CHUNK_SIZE = 4 * 1024 * 1024 - 1  # the most a string REAPER writes back through the wrapper's 4 MiB buffer
 BUILD_PEAKS = 40047  # action "Peaks: Build any missing peaks"
 
 DEFAULTS = {
