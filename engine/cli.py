@@ -62,6 +62,9 @@ def cmd_render(args) -> None:
     from daw_bridge.files import write_json_atomic
     from .render import expression_document, render_clips, write_audio
 
+    import logging
+
+    logging.getLogger("engine.render").addHandler(logging.NullHandler())  # its warnings are printed below, once
     clips = load_clips(args.input, args.expression)
     presets = choose_presets(clips, args.preset, args.track_preset)
     seconds = max(c.end for c in clips)
@@ -69,6 +72,8 @@ def cmd_render(args) -> None:
               disable=seconds * len(clips) < 1.0 or args.quiet, file=sys.stderr) as bar:
         result = render_clips(list(zip(clips, presets)), args.sample_rate, seed=args.seed, stems=bool(args.stems),
                               progress=lambda done, total: bar.update(done - bar.n))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     write_audio(args.output, result.audio, args.sample_rate, args.bits)
     if args.stems:
         names = [f"{i:02d}-{_slug(c.name)}-v{v}" for i, c in enumerate(clips) for v in range(len(c.voices()))]
@@ -92,7 +97,7 @@ def cmd_presets(args) -> None:
 
 
 def cmd_inspect(args) -> None:
-    from .render import resolve_controls
+    from .render import resolve_voices
 
     clips = load_clips(args.input, args.expression)
     presets = choose_presets(clips, args.preset, args.track_preset)
@@ -101,8 +106,7 @@ def cmd_inspect(args) -> None:
         voices = clip.voices()
         print(f"track {clip.name!r}: {len(clip.notes)} notes, {len(voices)} voice(s), GM program {clip.program}, "
               f"{clip.notes[0].onset:.3f}-{clip.end:.3f} s, preset {preset.name}")
-        for v, notes in enumerate(voices):
-            controls = resolve_controls(notes, preset)
+        for v, (notes, controls) in enumerate(zip(voices, resolve_voices(voices, preset))):
             lanes.append((clip.name, v, notes, controls))
             if args.notes:
                 print("  " + "  ".join(["id", "voice", "pitch", "onset", "offset", "vel"] + list(CONTROL_NAMES)))

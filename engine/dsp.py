@@ -110,12 +110,14 @@ def _block_seed(seed: int, block: int) -> int:
 
 
 class Reverb:
-    """Convolution with an impulse response (mono, at `ir_rate`), resampled to the output rate; dry + wet."""
+    """The preset's output stage: convolution with an impulse response (mono, at `ir_rate`), resampled to the output
+    rate; dry + wet, times the preset's output gain (linear; its `output_gain_db` calibrates its level)."""
 
-    def __init__(self, impulse_response: np.ndarray, ir_rate: int, wet: float = 0.25):
+    def __init__(self, impulse_response: np.ndarray, ir_rate: int, wet: float = 0.25, gain: float = 1.0):
         self.impulse_response = np.asarray(impulse_response, dtype=np.float32)
         self.ir_rate = ir_rate
         self.wet = wet
+        self.gain = gain
         self._resampled: dict[int, np.ndarray] = {}
 
     def ir_at(self, sample_rate: int) -> np.ndarray:
@@ -134,17 +136,19 @@ class Reverb:
         return len(self.impulse_response) / self.ir_rate
 
     def get_signal(self, dry: np.ndarray, sample_rate: int) -> np.ndarray:
-        """dry: (n,) -> (n + ir_length - 1,) dry plus reverberated signal."""
+        """dry: (n,) -> (n + ir_length - 1,) dry plus reverberated signal, times the gain."""
         ir = self.ir_at(sample_rate)
         out = np.zeros(dry.shape[0] + ir.shape[0] - 1, dtype=np.float32)
         sounding = np.flatnonzero(dry)
         if sounding.size == 0 or self.wet <= 0:
             out[: dry.shape[0]] = dry
-            return out
-        # Convolve from the first sound on: FFT round-off must not put noise into the silence before it.
-        first = int(sounding[0])
-        out[first:] = core.fft_convolve(dry[first:], ir) * self.wet
-        out[: dry.shape[0]] += dry * (1.0 - self.wet)
+        else:
+            # Convolve from the first sound on: FFT round-off must not put noise into the silence before it.
+            first = int(sounding[0])
+            out[first:] = core.fft_convolve(dry[first:], ir) * self.wet
+            out[: dry.shape[0]] += dry * (1.0 - self.wet)
+        if self.gain != 1.0:
+            out *= np.float32(self.gain)
         return out
 
 

@@ -14,7 +14,10 @@ same preset, rate, seed, length and notes (ids, pitches, times, velocities) is r
    (engine.core.frame_phases restarts the phase there);
 4. synthesise that range of the voice with the old and the new parameters (`engine.dsp.synthesize` makes any range
    exactly as the whole does), multiply by the note gate, and add the reverberated difference to the cached mix
-   (reverb is linear, so its tail is carried by convolving the difference).
+   (reverb is linear, so its tail is carried by convolving the difference);
+5. when the mix needs the limiter (engine.render.limit), re-limit the changed samples and engine.render.limit_reach
+   samples each side: the limiter's gain depends only on the mix that close, computed exactly, so the rest of the
+   limited mix stays as it was. The cache keeps the mix before the limiter and, once one was needed, after it.
 
 The result equals a full render to float32 rounding (tests/test_incremental.py: max abs difference < 1e-5).
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -34,7 +37,7 @@ from .dsp import synthesize
 from .notes import Clip, Note
 from .params import FRAME_RATE, SynthParams
 from .presets import Preset
-from .render import note_gate, render_clip, resolve_controls
+from .render import limit_range, limit_reach, limiter_warning, note_gate, render_clip, resolve_voices
 from .synthesis import sounding_frames
 
 WINDOW_CONTEXTS = (2, 6)  # neighbouring notes each side tried for a local parameter regeneration
@@ -56,14 +59,19 @@ class VoiceState:
 class CachedRender:
     key: tuple  # (preset path, sample rate, seed, n_samples, notes without controls)
     voices: list[VoiceState]
-    mix: np.ndarray  # (n_samples,) float32, with reverb
+    mix: np.ndarray  # (n_samples,) float32, with reverb, before the limiter
     controls: dict[str, tuple[float, ...]]
+    limited: np.ndarray | None = None  # the mix after the limiter, once a render of the clip needed it
+
+    @property
+    def audio(self) -> np.ndarray:
+        return self.mix if self.limited is None else self.limited
 
     @property
     def nbytes(self) -> int:
         params = sum(t.numel() * t.element_size() for v in self.voices
                      for t in (v.params.f0, v.params.amplitude, v.params.harmonics, v.params.noise))
-        return params + self.mix.nbytes
+        return params + self.mix.nbytes + (0 if self.limited is None else self.limited.nbytes)
 
 
 @dataclass
@@ -74,6 +82,7 @@ class Rendered:
     rerendered: list[str]  # ids of the notes whose audio was (re)made
     mode: str  # "full" or "incremental"
     changed: tuple[int, int] | None = None  # incremental: the samples [start, stop) that differ from the last render
+    warnings: list[str] = field(default_factory=list)  # e.g. that the limiter worked
 
     @property
     def duration(self) -> float:
@@ -100,9 +109,11 @@ def render_full(clip: Clip, preset: Preset, sample_rate: int, seed: int, length:
     """A full render (engine.render.render_clip) and the state an incremental re-render needs."""
     result = render_clip(clip, preset, sample_rate, seed=seed, duration=length or None, progress=progress)
     voices = [VoiceState(v.notes, v.controls, v.params, voice_seed(seed, i)) for i, v in enumerate(result.voices)]
-    cached = CachedRender(render_key(clip, preset, sample_rate, seed, result.audio.shape[0]), voices, result.audio,
-                          dict(result.controls))
-    return Rendered(result.audio, sample_rate, cached.controls, [n.id for n in clip.notes], "full"), cached
+    mix, limited = (result.audio, None) if result.unlimited is None else (result.unlimited, result.audio)
+    cached = CachedRender(render_key(clip, preset, sample_rate, seed, result.audio.shape[0]), voices, mix,
+                          dict(result.controls), limited)
+    return Rendered(cached.audio, sample_rate, cached.controls, [n.id for n in clip.notes], "full",
+                    warnings=list(result.warnings)), cached
 
 
 def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_rate: int) -> Rendered:
@@ -114,8 +125,7 @@ def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_
     n_samples = cached.mix.shape[0]
     rerendered: list[str] = []
     changed_from, changed_to = n_samples, 0
-    for notes, state in zip(voices, cached.voices):
-        controls = resolve_controls(notes, preset)
+    for notes, state, controls in zip(voices, cached.voices, resolve_voices(voices, preset)):
         changed = (controls != state.controls).any(1).nonzero().flatten().tolist()
         if not changed:
             continue
@@ -134,8 +144,28 @@ def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_
         changed_from, changed_to = min(changed_from, start), max(changed_to, start + wet.shape[0])
         t0, t1 = start / sample_rate, stop / sample_rate
         rerendered.extend(n.id for n in state.notes if n.onset < t1 and n.offset > t0)
-    return Rendered(cached.mix, sample_rate, cached.controls, rerendered, "incremental",
-                    (changed_from, changed_to) if changed_to > changed_from else (0, 0))
+    warnings = []
+    if changed_to > changed_from:
+        changed_from, changed_to = _relimit(cached, changed_from, changed_to, sample_rate)
+    if cached.limited is not None:
+        warning = limiter_warning(cached.mix)
+        warnings = [warning] if warning else []
+    return Rendered(cached.audio, sample_rate, cached.controls, rerendered, "incremental",
+                    (changed_from, changed_to) if changed_to > changed_from else (0, 0), warnings)
+
+
+def _relimit(cached: CachedRender, start: int, stop: int, sample_rate: int) -> tuple[int, int]:
+    """The mix changed in samples [start, stop): bring the limited mix up to date (the first time the clip needs
+    the limiter, start it as a copy of the mix: until then nothing needed it). Returns the samples of the audio
+    that may have changed."""
+    if cached.limited is None:
+        if limiter_warning(cached.mix[start:stop]) is None:
+            return start, stop  # nothing else exceeds the ceiling either: no limiter
+        cached.limited = cached.mix.copy()
+    reach = limit_reach(sample_rate)
+    start, stop = max(0, start - reach), min(cached.mix.shape[0], stop + reach)
+    limit_range(cached.mix, cached.limited, start, stop, sample_rate)
+    return start, stop
 
 
 @dataclass

@@ -3,7 +3,8 @@
 A preset supplies an expression generator (notes -> controls), a synthesis generator (notes + controls -> frame
 parameters) and a reverb. Kinds: `parametric` (rule-based baseline, engine.synthesis) and `neural` (trained
 generators, engine.model). Presets are found by name in the folders of `$DDSP_PRESETS_PATH` (os.pathsep-separated),
-then in the repository's `presets/`; a path to a preset folder works too.
+then in the repository's `presets/`, never in the working directory; a path to a preset folder (with a slash:
+`./mine`, `/data/presets/mine`) works too.
 """
 from __future__ import annotations
 
@@ -43,10 +44,13 @@ def preset_dirs() -> list[Path]:
 
 
 def find_preset(name: str) -> Path:
-    candidate = Path(name)
-    if (candidate / "preset.json").is_file():
-        return candidate
-    if name and "/" not in name and "\\" not in name and not name.startswith("."):
+    """The folder of the preset called `name`, looked up in preset_dirs() only (never in the working directory: a
+    folder there must not shadow a shipped preset); a path (holding a slash) names a preset folder directly."""
+    if "/" in name or "\\" in name:
+        candidate = Path(name)
+        if (candidate / "preset.json").is_file():
+            return candidate
+    elif name and not name.startswith("."):
         for folder in preset_dirs():
             if (folder / name / "preset.json").is_file():
                 return folder / name
@@ -105,6 +109,7 @@ def _load(path: Path) -> Preset:
         raise
     except Exception as error:
         raise PresetError(f"preset {path.name!r} is broken: {error}") from None
+    reverb.gain = 10.0 ** (float(meta.get("output_gain_db", 0.0)) / 20.0)  # the level calibration (evaluate)
     return Preset(path.name, kind, meta.get("description", ""), expression, synthesis, reverb, meta, path)
 
 

@@ -3,10 +3,21 @@
 A note with onset t sounds from sample round(t * sample_rate): each voice is multiplied by a gate that opens there
 (1 ms linear fade-in from its first sample) and closes at round(offset * sample_rate) (5 ms fade-out before it), so frame-rate parameters
 never smear a note outside its bounds. Reverb is applied per preset to the sum of its voices.
+
+Notes of a clip that start together (onsets within CHORD_SECONDS) and have no controls of their own get the same
+controls: the mean of what the expression generator predicts for each (or of the chord's given controls, when some
+of its notes have them). A DAW lane holds one value at a time, so one point per chord shows exactly what each of
+its notes plays.
+
+A mix that would exceed LIMIT_CEILING is brought under it by a look-ahead peak limiter (`limit`) instead of
+clipping, with a warning: its gain at a sample depends only on the samples within LIMIT_REACH of it, computed
+exactly, so any range of samples limits identically alone (the incremental render relies on it).
 """
 from __future__ import annotations
 
 import json
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,9 +31,18 @@ from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
 from .params import SynthParams, frames_for
 from .presets import Preset
 
+log = logging.getLogger("engine.render")
+
 FADE_IN_SECONDS = 0.001
 FADE_OUT_SECONDS = 0.005
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+CHORD_SECONDS = 0.001  # notes whose onsets lie this close to a chord's first onset belong to the chord
+
+LIMIT_CEILING_DB = -0.1  # sample peak the limiter keeps the mix under
+LIMIT_CEILING = 10.0 ** (LIMIT_CEILING_DB / 20.0)
+LIMIT_HOLD_SECONDS = 0.010  # the gain holds a peak's value this long before and after it (one half-period at 50 Hz)
+LIMIT_RAMP_SECONDS = 0.020  # about this long to ramp the gain from 0 to 1 (a power of two in samples)
+_GAIN_STEP = 2.0 ** -24  # gains lie on this grid: every sum the limiter makes is exact in float64
 
 
 @dataclass
@@ -35,11 +55,13 @@ class VoiceRender:
 
 @dataclass
 class RenderResult:
-    audio: np.ndarray  # (n_samples,) float32 mix
+    audio: np.ndarray  # (n_samples,) float32 mix, limited when it would exceed LIMIT_CEILING
     sample_rate: int
     controls: dict[str, tuple[float, ...]]  # note id -> six controls used
     voices: list[VoiceRender] = field(default_factory=list)
-    stems: list[np.ndarray] | None = None  # per voice, with reverb, when asked for
+    stems: list[np.ndarray] | None = None  # per voice, with reverb, when asked for (never limited)
+    unlimited: np.ndarray | None = None  # the mix before the limiter, when the limiter changed it
+    warnings: list[str] = field(default_factory=list)  # e.g. that the limiter worked, and how hard
 
     @property
     def duration(self) -> float:
@@ -47,7 +69,8 @@ class RenderResult:
 
 
 def resolve_controls(notes: Sequence[Note], preset: Preset) -> torch.Tensor:
-    """Controls per note (n, 6): the note's own where given, the preset's expression generator elsewhere."""
+    """Controls per note (n, 6) of one voice on its own: the note's own where given, the preset's expression
+    generator elsewhere. A clip's voices go through `resolve_voices`, which also evens out chords."""
     given = [n.controls for n in notes]
     if all(c is not None for c in given):
         return torch.tensor(given, dtype=torch.float32).reshape(len(notes), 6)
@@ -56,6 +79,36 @@ def resolve_controls(notes: Sequence[Note], preset: Preset) -> torch.Tensor:
         if c is not None:
             generated[i] = torch.tensor(c)
     return generated
+
+
+def resolve_voices(voices: Sequence[Sequence[Note]], preset: Preset) -> list[torch.Tensor]:
+    """Controls per voice of one clip (`Clip.voices()`). Given controls are used as given; the others are
+    generated per voice (`resolve_controls`), then evened out per chord (notes whose onsets lie within
+    CHORD_SECONDS of the chord's first onset, across voices): a chord's notes without controls all get the mean of
+    its given notes' controls if it has any (a note added to a chord joins it), else the mean of the generator's
+    predictions for them. So one lane value per chord is what each of its notes plays. Deterministic."""
+    controls = [resolve_controls(notes, preset) for notes in voices]
+    by_onset = sorted((note.onset, note.controls is None, v, i) for v, notes in enumerate(voices)
+                      for i, note in enumerate(notes))
+    chord: list[tuple[bool, int, int]] = []
+    first = -math.inf
+    for onset, generated, v, i in by_onset + [(math.inf, False, -1, -1)]:
+        if onset - first > CHORD_SECONDS + 1e-9:
+            _even_out(chord, controls)
+            chord, first = [], onset
+        chord.append((generated, v, i))
+    return controls
+
+
+def _even_out(chord: list[tuple[bool, int, int]], controls: list[torch.Tensor]) -> None:
+    """Give a chord's generated notes one set of controls (see resolve_voices)."""
+    generated = [(v, i) for g, v, i in chord if g]
+    if len(chord) < 2 or not generated:
+        return
+    source = [(v, i) for g, v, i in chord if not g] or generated
+    mean = torch.stack([controls[v][i] for v, i in source]).double().mean(0).float()
+    for v, i in generated:
+        controls[v][i] = mean
 
 
 def note_gate(notes: Sequence[Note], n_samples: int, sample_rate: int) -> np.ndarray:
@@ -80,9 +133,10 @@ def note_gate(notes: Sequence[Note], n_samples: int, sample_rate: int) -> np.nda
     return gate
 
 
-def render_voice(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int, seed: int) -> VoiceRender:
-    """One monophonic voice, dry (no reverb)."""
-    controls = resolve_controls(notes, preset)
+def render_voice(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int, seed: int,
+                 controls: torch.Tensor | None = None) -> VoiceRender:
+    """One monophonic voice, dry (no reverb); `controls` (n, 6) default to `resolve_controls(notes, preset)`."""
+    controls = resolve_controls(notes, preset) if controls is None else controls
     n_frames = frames_for(max(n_samples / sample_rate, max(n.offset for n in notes)))
     with torch.no_grad():
         params = preset.synthesis.generate(notes, controls, n_frames)
@@ -96,7 +150,8 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
                  progress: Callable[[int, int], None] | None = None) -> RenderResult:
     """Render clips, each with its preset, into one mix of `duration` seconds (default: last offset + reverb tail).
 
-    The same parts, rate and seed give the same samples.
+    The same parts, rate and seed give the same samples. A mix over LIMIT_CEILING is limited (`limit`), with a
+    warning in the result (and in the log).
     """
     check_sample_rate(sample_rate)
     if not parts:
@@ -113,8 +168,9 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
     dry_by_preset: dict[int, tuple[Preset, np.ndarray]] = {}  # reverb is linear: one convolution per preset
     for clip_index, ((clip, preset), voices) in enumerate(zip(parts, voice_lists)):
         dry_sum = dry_by_preset.setdefault(id(preset), (preset, np.zeros(n_samples, dtype=np.float32)))[1]
-        for voice_index, notes in enumerate(voices):
-            voice = render_voice(notes, preset, sample_rate, n_samples, seed=seed * 1009 + clip_index * 101 + voice_index)
+        for voice_index, (notes, controls) in enumerate(zip(voices, resolve_voices(voices, preset))):
+            voice = render_voice(notes, preset, sample_rate, n_samples,
+                                 seed=seed * 1009 + clip_index * 101 + voice_index, controls=controls)
             dry_sum += voice.dry
             result.voices.append(voice)
             result.controls.update({n.id: tuple(float(x) for x in c) for n, c in zip(notes, voice.controls)})
@@ -125,7 +181,85 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
                 progress(done, total)
     for preset, dry_sum in dry_by_preset.values():
         mix += preset.reverb.get_signal(dry_sum, sample_rate)[:n_samples]
+    warning = limiter_warning(mix)
+    if warning:
+        result.unlimited, result.audio = mix, limit(mix, sample_rate)
+        result.warnings.append(warning)
+        log.warning("%s", warning)
     return result
+
+
+# ------------------------------------------------------------------------------------------------ the limiter
+def limit_hold(sample_rate: int) -> int:
+    return int(round(LIMIT_HOLD_SECONDS * sample_rate))
+
+
+def limit_ramp(sample_rate: int) -> int:
+    """Samples the gain takes to rise from 0 to 1: the power of two nearest LIMIT_RAMP_SECONDS (so every step of
+    the ramp, 1 / ramp, is exact)."""
+    return 2 ** int(round(math.log2(LIMIT_RAMP_SECONDS * sample_rate)))
+
+
+def limit_reach(sample_rate: int) -> int:
+    """The limiter's gain at sample n depends on samples n - reach .. n + reach only."""
+    return limit_hold(sample_rate) + limit_ramp(sample_rate)
+
+
+def limiter_warning(audio: np.ndarray) -> str | None:
+    """What to tell the user when `audio` needs the limiter (None when it does not)."""
+    peak = float(max(audio.max(initial=0.0), -audio.min(initial=0.0)))
+    if peak <= LIMIT_CEILING:
+        return None
+    over = int(np.count_nonzero(audio > LIMIT_CEILING)) + int(np.count_nonzero(audio < -LIMIT_CEILING))
+    return (f"the mix peaks at {peak:.3f} ({20 * math.log10(peak):+.1f} dBFS): a limiter brought {over} samples "
+            f"under {LIMIT_CEILING_DB:g} dBFS instead of clipping them (lower the volume controls for a clean mix)")
+
+
+def limit(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`audio` with its peaks brought under LIMIT_CEILING: a new array, or `audio` itself when nothing exceeds it."""
+    if float(max(audio.max(initial=0.0), -audio.min(initial=0.0))) <= LIMIT_CEILING:
+        return audio
+    out = audio.copy()
+    limit_range(audio, out, 0, audio.shape[0], sample_rate)
+    return out
+
+
+def limit_range(audio: np.ndarray, out: np.ndarray, start: int, stop: int, sample_rate: int,
+                block: int = 2 ** 18) -> None:
+    """Write samples [start, stop) of the limited `audio` into `out` (the same positions), reading `audio` within
+    limit_reach() of them. The gain is the largest that keeps every sample under the ceiling, holds for
+    LIMIT_HOLD_SECONDS around each peak and moves by at most 1 / limit_ramp() per sample:
+
+        need[n] = min(1, ceiling / |x[n]|) rounded down to a multiple of 2^-24
+        hold[n] = min of need over n - hold .. n + hold
+        gain[n] = min over k of (hold[k] + |n - k| / ramp), at most 1
+
+    Each step is exact (a minimum, or float64 sums of multiples of 2^-24 indexed by the absolute sample), so the
+    result does not depend on which range is computed, and gain * x never exceeds the ceiling."""
+    from scipy.ndimage import minimum_filter1d
+
+    n_total = audio.shape[0]
+    start, stop = max(0, start), min(n_total, stop)
+    hold, ramp = limit_hold(sample_rate), limit_ramp(sample_rate)
+    reach = hold + ramp
+    step = 1.0 / ramp
+    for lo in range(start, stop, block):
+        hi = min(stop, lo + block)
+        w0, w1 = max(0, lo - 2 * reach), min(n_total, hi + 2 * reach)
+        x = audio[w0:w1]
+        if float(max(x.max(initial=0.0), -x.min(initial=0.0))) <= LIMIT_CEILING:
+            out[lo:hi] = audio[lo:hi]
+            continue
+        magnitude = np.abs(x.astype(np.float64))
+        need = np.ones_like(magnitude)
+        loud = magnitude > LIMIT_CEILING
+        need[loud] = np.floor(LIMIT_CEILING / magnitude[loud] / _GAIN_STEP) * _GAIN_STEP
+        held = minimum_filter1d(need, 2 * hold + 1, mode="constant", cval=1.0)
+        position = np.arange(w0, w1, dtype=np.float64) * step
+        rising = np.minimum.accumulate(held - position) + position  # min over k <= n of held[k] + (n - k) / ramp
+        falling = np.minimum.accumulate((held + position)[::-1])[::-1] - position  # ... over k >= n
+        gain = np.minimum(np.minimum(rising, falling), 1.0).astype(np.float32)
+        out[lo:hi] = audio[lo:hi] * gain[lo - w0:hi - w0]
 
 
 def render_clip(clip: Clip, preset: Preset, sample_rate: int, **kwargs) -> RenderResult:
@@ -135,7 +269,9 @@ def render_clip(clip: Clip, preset: Preset, sample_rate: int, **kwargs) -> Rende
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bits: str = "24") -> Path:
     """Write WAV or FLAC (by extension) atomically: a temporary file in the same folder, then rename.
 
-    bits: "16", "24" or "float" (FLAC has no float). Samples beyond +-1 are clipped for integer formats.
+    bits: "16", "24" or "float" (FLAC has no float). Samples beyond +-1 are clipped for integer formats, with a
+    warning in the log (a render's mix never needs it: it is limited). Float WAVs carry no PEAK chunk (it holds a
+    time stamp, and a patched file would keep a stale peak): the same audio gives the same bytes.
     """
     import soundfile as sf
 
@@ -145,9 +281,48 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bits: str
         raise ValueError(f"cannot write {path.name}: use a .wav or .flac file name")
     if bits not in SUBTYPES or (fmt == "FLAC" and bits == "float"):
         raise ValueError(f"bit depth {bits!r} is not available for {fmt} (use 16, 24{' or float' if fmt == 'WAV' else ''})")
-    data = audio if bits == "float" else np.clip(audio, -1.0, 1.0)
-    return write_atomic(path, lambda tmp: sf.write(tmp, data, sample_rate, subtype=SUBTYPES[bits], format=fmt),
-                        suffix=path.suffix + ".part")
+    data = audio
+    if bits != "float":
+        clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+        if clipped:
+            log.warning("%s: %d samples beyond full scale were clipped (peak %.3f)", path.name, clipped,
+                        float(np.abs(audio).max()))
+        data = np.clip(audio, -1.0, 1.0)
+
+    def save(tmp: str) -> None:
+        sf.write(tmp, data, sample_rate, subtype=SUBTYPES[bits], format=fmt)
+        if fmt == "WAV" and bits == "float":
+            drop_peak_chunk(tmp)
+
+    return write_atomic(path, save, suffix=path.suffix + ".part")
+
+
+def wav_chunks(head: bytes) -> list[tuple[bytes, int, int]]:
+    """(id, offset of its data, size) of each chunk of a RIFF/WAVE header (`head`: the file's first bytes), up to
+    and including `data`; [] if it is not a WAV."""
+    import struct
+
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return []
+    chunks, position = [], 12
+    while position + 8 <= len(head):
+        chunk, size = head[position:position + 4], struct.unpack_from("<I", head, position + 4)[0]
+        chunks.append((chunk, position + 8, size))
+        if chunk == b"data":
+            break
+        position += 8 + size + (size & 1)
+    return chunks
+
+
+def drop_peak_chunk(path: str | Path) -> None:
+    """Turn a WAV's PEAK chunk (libsndfile writes one, with a time stamp, into float files) into padding of the
+    same size: the data stays where it is."""
+    with open(path, "r+b") as handle:
+        head = handle.read(4096)
+        for chunk, offset, size in wav_chunks(head):
+            if chunk == b"PEAK":
+                handle.seek(offset - 8)
+                handle.write(b"PAD " + head[offset - 4:offset] + bytes(size))
 
 
 def expression_document(clips: Sequence[Clip], controls: dict[str, tuple[float, ...]]) -> dict:

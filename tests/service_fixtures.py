@@ -9,6 +9,7 @@ from daw_bridge.client import EngineClient
 from engine.service import Service, ServiceConfig
 
 FAST = p.Timing(resend=0.1, connect_timeout=3.0, status_after=0.5, lost_after=3.0)
+WAIT = 20.0  # seconds any single awaited reply may take on a loaded machine before a test fails
 
 
 @contextlib.contextmanager
@@ -25,39 +26,83 @@ def client_for(service, timing=FAST) -> EngineClient:
 
 
 class Peer:
-    """A bare UDP socket speaking the protocol by hand."""
+    """A bare UDP socket speaking the protocol by hand. Every wait has a deadline: `replies` fails with what it got
+    when the awaited reply does not come; `quiet` listens for a fixed time (to check that nothing comes)."""
 
     def __init__(self, port: int):
         self.engine = ("127.0.0.1", port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
 
     def send(self, data: bytes) -> None:
         self.sock.sendto(data, self.engine)
 
-    def request(self, address: str, *values, records=(), wait: float = 2.0, until=None) -> list:
-        self.send(p.encode(address, *values, records=records))
-        return self.replies(wait, until)
+    def request(self, address: str, *values, records=(), reply_port=None, wait: float = WAIT, until=None,
+                count: int = 1) -> list:
+        """Send a request, return its replies: until `until(reply)` holds for one, else the first `count`."""
+        self.send(p.encode(address, *values, records=records, reply_port=reply_port))
+        return self.replies(wait, until, count)
 
-    def replies(self, wait: float = 2.0, until=None, quiet: float = 0.3) -> list:
-        """Parsed replies until `until(reply)` is true for one, or nothing came for `quiet` s (max `wait` s)."""
-        out, deadline, last = [], time.monotonic() + wait, time.monotonic()
-        while time.monotonic() < deadline:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except socket.timeout:
-                if until is None and time.monotonic() - last > quiet:
-                    break
-                continue
-            last = time.monotonic()
-            out.extend(x for x in p.decode(data, p.REPLIES) if isinstance(x, p.Parsed))
-            if until is not None and any(until(x) for x in out):
-                break
+    def replies(self, wait: float = WAIT, until=None, count: int | None = 1) -> list:
+        """Parsed replies until `until(reply)` holds for one of them, else until `count` came; an AssertionError
+        naming what did come if that takes more than `wait` s."""
+        out, deadline = [], time.monotonic() + wait
+        while not ((until is not None and any(until(x) for x in out)) or (until is None and len(out) >= count)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {'awaited reply' if until else f'{count} replies'} within {wait:g} s; "
+                                     f"got {[(r.address, r.fields) for r in out]}")
+            out.extend(self._receive())
         return out
+
+    def quiet(self, seconds: float = 0.5) -> list:
+        """Everything that arrives within `seconds` (to check that nothing does)."""
+        out, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            out.extend(self._receive())
+        return out
+
+    def _receive(self) -> list:
+        try:
+            data, _ = self.sock.recvfrom(65536)
+        except socket.timeout:
+            return []
+        return [x for x in p.decode(data, p.REPLIES) if isinstance(x, p.Parsed)]
 
     def close(self) -> None:
         self.sock.close()
+
+
+def wait_until(condition, what: str, timeout: float = WAIT, pump=None, step: float = 0.02):
+    """Call `pump(step)` (or sleep) until `condition()` is true; an AssertionError saying `what` was awaited when
+    it takes more than `timeout` s. Returns the condition's value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}")
+        if pump is not None:
+            pump(step)
+        else:
+            time.sleep(step)
+
+
+def until_state(client: EngineClient, session, states, timeout: float = WAIT) -> None:
+    """Pump `client` until `session` is in one of `states` (a string or a tuple); fails at once if the request
+    ends elsewhere, and after `timeout` s."""
+    states = (states,) if isinstance(states, str) else tuple(states)
+
+    def reached() -> bool:
+        if session.state in states:
+            return True
+        if session.finished:
+            raise AssertionError(f"request {session.req} ended {session.state} {session.error} before {states}")
+        return False
+
+    wait_until(reached, f"request {session.req} to reach {states}", timeout, client.pump)
 
 
 def notes(n: int, step: float = 0.25, length: float = 0.2, prefix: str = "n") -> list[dict]:

@@ -4,7 +4,7 @@ installed scripts against a real engine service (`python -m engine serve` in its
 A session at 44.1 kHz and 100 bpm holds a MIDI region at beat 4 (2.4 s) with four notes, the first half a beat in. The headless driver
 renders it with the same library code the editor action runs; the session is then reloaded and read back: the
 companion track's region, its WAV, the six expression lanes. Then one lane value is edited (as a producer would) and
-the region rendered again.
+the region rendered again. Another session holds chords: rendered twice untouched, then with a chord's point edited.
 """
 import os
 import shutil
@@ -57,9 +57,9 @@ assert(not region:isnil(), "bounce failed")
 track:playlist():add_region(region, pos, 1, false, 0, 0, false)
 local model = region:to_midiregion():midi_source(0):model()
 local cmd = model:new_note_diff_command("notes")
-for pitch, start, length in spec:gmatch("(%d+):([%d%.]+):([%d%.]+)") do
+for pitch, start, length, velocity in spec:gmatch("(%d+):([%d%.]+):([%d%.]+):(%d+)") do
   cmd:add(ARDOUR.LuaAPI.new_noteptr(1, Temporal.Beats.from_double(tonumber(start)),
-    Temporal.Beats.from_double(tonumber(length)), tonumber(pitch), 100))
+    Temporal.Beats.from_double(tonumber(length)), tonumber(pitch), tonumber(velocity)))
 end
 model:apply_command(s, cmd)
 s:save_state("", false, false, false, false, false)
@@ -182,9 +182,9 @@ def ardour(tmp_path_factory):
             engine.kill()
 
 
-def build_session(ardour, name):
+def build_session(ardour, name, notes=NOTES):
     folder = ardour["tmp"] / name
-    spec = ";".join(f"{pitch}:{start}:{length}" for pitch, start, length in NOTES)
+    spec = ";".join(f"{pitch}:{start}:{length}:{velocity}" for pitch, start, length, velocity in with_velocity(notes))
     assert run_lua(ardour["env"], ardour["tmp"], "build", BUILD, folder, name, RATE, BPM, REGION_BEAT, REGION_BEATS,
                    spec) == ["built"]
     return folder
@@ -212,15 +212,20 @@ def read_session(ardour, folder):
     return regions, plugins, lanes
 
 
-def expected_notes():
+def expected_notes(notes=NOTES):
     """The notes as the engine must get them: seconds from the region start at 100 bpm, on the sample grid
     (computed here, not read from Ardour), and the absolute tick of each start (where the lanes' points belong)."""
     def seconds(beats):
         return round(beats * SECONDS_PER_BEAT * RATE) / RATE
 
     return [{"id": f"p{pitch}@{round(start * TICKS)}", "pitch": pitch, "onset": seconds(start),
-             "offset": seconds(start + length), "velocity": 100,
-             "tick": round((REGION_BEAT + start) * TICKS)} for pitch, start, length in NOTES]
+             "offset": seconds(start + length), "velocity": velocity,
+             "tick": round((REGION_BEAT + start) * TICKS)} for pitch, start, length, velocity in with_velocity(notes)]
+
+
+def with_velocity(notes):
+    """(pitch, start beat, length in beats[, velocity]) -> with the velocity (default 100)."""
+    return [tuple(n) + (100,) * (4 - len(n)) for n in notes]
 
 
 @pytest.fixture(scope="module")
@@ -341,3 +346,59 @@ def test_without_an_engine_a_render_fails_in_one_line_and_adds_no_audio(ardour):
                      f"engine serve --port {port})"]
     regions, _, lanes = read_session(ardour, folder)
     assert [r["track"] for r in regions] == ["melody"] and not any(lanes.values())
+
+
+CHORDS = [(55, 0.5, 1.0, 40), (60, 0.5, 1.0, 75), (64, 0.5, 1.0, 110), (72, 2.0, 0.5, 90), (67, 3.0, 0.75, 60),
+          (71, 3.0, 0.75, 100)]  # a triad, a note, a dyad: velocities apart, so the generator tells the notes apart
+CHORD_TICK = round((REGION_BEAT + 0.5) * TICKS)  # the triad's start: one point on each lane
+
+
+def audio_of(ardour, folder):
+    regions, _, lanes = read_session(ardour, folder)
+    (audio,) = [r for r in regions if r["track"] == "melody DDSP"]
+    wav, _ = sf.read(audio["path"], dtype="float32")
+    return wav, lanes
+
+
+def test_chords_share_a_lane_point_that_is_what_each_note_plays(ardour):
+    """A lane holds one value at a time: the notes of a chord get one point, and the engine renders each of them
+    with it. So rendering the untouched region again changes nothing, bit for bit, and editing the chord's point
+    re-renders exactly the chord's notes."""
+    folder = build_session(ardour, "chords", CHORDS)
+    notes = expected_notes(CHORDS)
+    (first,) = render_headless(ardour, folder)
+    assert (first["mode"], first["notes"], first["from_lanes"]) == ("full", "6", "0")
+    before, lanes = audio_of(ardour, folder)
+    starts = sorted({n["tick"] for n in notes})
+    for k in range(6):
+        assert [t for t, _, _ in lanes[k]] == starts, k  # one point per start, chords included
+    (second,) = render_headless(ardour, folder)  # untouched
+    assert (second["mode"], second["rerendered"], second["from_lanes"], second["replaced"]) == \
+        ("incremental", "0", "6", "1")
+    again, lanes_again = audio_of(ardour, folder)
+    assert np.array_equal(again, before) and lanes_again == lanes
+
+    # what each note played is its start's point: the same notes with those values render the same audio
+    point = {t: [np.float32(lanes[k][starts.index(t)][1]) for k in range(6)] for t in starts}
+    with EngineClient("127.0.0.1", ardour["port"], "test") as engine:
+        reference = engine.render("ardour-test-chords", "parametric",
+                                  [{**n, "controls": [float(v) for v in point[n["tick"]]]} for n in notes], RATE,
+                                  region_span()[1] / RATE, 0)
+    assert all(list(np.float32(reference.controls[n["id"]])) == point[n["tick"]] for n in notes)
+    ref, _ = sf.read(reference.path, dtype="float32")
+    assert np.array_equal(before, ref[:len(before)])
+
+    assert run_lua(ardour["env"], ardour["tmp"], "edit", EDIT, folder, "chords", 0, CHORD_TICK, 0.3) == ["edited"]
+    (third,) = render_headless(ardour, folder)
+    assert (third["mode"], third["rerendered"], third["from_lanes"]) == ("incremental", "3", "6")
+    after, lanes_after = audio_of(ardour, folder)
+    chord = [n for n in notes if n["tick"] == CHORD_TICK]
+    onset, offset = round(chord[0]["onset"] * RATE), round(chord[0]["offset"] * RATE)
+    diff = (after - again).astype(np.float64)
+    assert np.max(np.abs(diff[:onset])) == 0.0 and np.sqrt(np.mean(diff[onset:offset] ** 2)) > 0.01
+    energy = diff ** 2
+    assert energy[onset:offset + round(0.3 * RATE)].sum() >= 0.99 * energy.sum()  # the chord and its reverb tail
+    for k in range(6):  # the edit stayed; no other point moved
+        for (t, value, _), (t0, value0, _) in zip(lanes_after[k], lanes[k]):
+            assert t == t0 and (value == value0 or (k, t) == (0, CHORD_TICK)), (k, t)
+    assert np.float32(lanes_after[0][starts.index(CHORD_TICK)][1]) == np.float32(0.3)

@@ -1,12 +1,16 @@
 """The CLI as a user runs it: a subprocess, real files, one-line errors."""
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from conftest import ROOT, write_midi
+from engine.render import LIMIT_CEILING
 
 EXAMPLE = ROOT / "examples" / "bach_bwv66_6.mid"
 
@@ -39,7 +43,8 @@ def test_track_preset_mapping_and_bad_mapping(tmp_path):
     midi = write_midi(tmp_path / "a.mid", [(40, [(67, 0, 1, 100)]), (42, [(48, 0, 1, 100)])])
     r = run("render", midi, "-o", tmp_path / "a.flac", "--track-preset", "0=parametric", "--track-preset",
             "1=parametric", "--bits", "16")
-    assert r.returncode == 0, r.stderr and sf.info(str(tmp_path / "a.flac")).subtype == "PCM_16"
+    assert r.returncode == 0, r.stderr
+    assert sf.info(str(tmp_path / "a.flac")).subtype == "PCM_16"
     r = run("render", midi, "-o", tmp_path / "b.wav", "--track-preset", "oops")
     assert r.returncode == 1 and r.stderr.strip() == "error: --track-preset wants TRACK=NAME, got 'oops'"
 
@@ -75,3 +80,78 @@ def test_errors_are_one_line_without_traceback(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and message in lines[-1] and "Traceback" not in r.stderr
     assert not [p for p in tmp_path.iterdir() if p.suffix in (".wav", ".mp3", ".part")]
+
+
+def loud_song(tmp_path):
+    """A MIDI file with a four-note chord and an expression file asking full volume of each note."""
+    midi = write_midi(tmp_path / "loud.mid", [(73, [(48, 0, 2, 100), (55, 0, 2, 100), (60, 0, 2, 100), (64, 0, 2, 100),
+                                                    (67, 2, 3, 90)])])
+    controls = {"volume": 1.0, "volume_fluctuation": 0.2, "volume_peak_position": 0.5, "vibrato": 0.3,
+                "brightness": 0.8, "attack_noise": 0.6}
+    notes = [{"id": f"t0n{i}", "pitch": pitch, "controls": controls} for i, pitch in enumerate([48, 55, 60, 64, 67])]
+    expression = tmp_path / "loud.json"
+    expression.write_text(json.dumps({"format": "ddsp-expression", "version": 1, "notes": notes}))
+    return midi, expression
+
+
+def test_two_processes_write_the_same_bytes_and_a_loud_mix_is_limited_with_a_warning(tmp_path):
+    """Same input, same bytes: compared between two processes (a float WAV: no time stamp inside either). The mix
+    would clip; it is limited, and the CLI says so."""
+    midi, expression = loud_song(tmp_path)
+    outputs = []
+    for name in ("a.wav", "b.wav"):
+        r = run("render", midi, "-o", tmp_path / name, "--preset", "parametric", "--bits", "float", "--expression",
+                expression, "--sample-rate", 22050)
+        assert r.returncode == 0, r.stderr
+        assert "limiter" in r.stderr, r.stderr
+        outputs.append((tmp_path / name).read_bytes())
+        time.sleep(1.1)  # a second apart: anything time-stamped would differ
+    assert outputs[0] == outputs[1]
+    audio, _ = sf.read(tmp_path / "a.wav", dtype="float32")
+    assert 0.5 < np.abs(audio).max() <= LIMIT_CEILING
+
+
+SLOW_WRITER = """
+import os, time
+if os.environ.get("DDSP_TEST_WRITE_MARK"):
+    import soundfile
+    _write = soundfile.SoundFile.write
+    def write(self, data):
+        half = len(data) // 2
+        _write(self, data[:half])
+        self.flush()
+        with open(os.environ["DDSP_TEST_WRITE_MARK"], "w") as mark:
+            mark.write(str(self.name))
+        time.sleep(3600)
+        _write(self, data[half:])
+    soundfile.SoundFile.write = write
+"""
+
+
+def test_killed_while_writing_leaves_no_partial_file(tmp_path):
+    """The kill lands inside the file write (a hook stops soundfile half-way): the output name never holds a
+    partial file."""
+    hook, mark = tmp_path / "hook", tmp_path / "writing.mark"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_WRITER)
+    out = tmp_path / "song" / "out.flac"
+    out.parent.mkdir()
+    midi = write_midi(tmp_path / "short.mid", [(73, [(60, 0, 1, 100), (64, 1, 2, 100)])])
+    process = subprocess.Popen([sys.executable, "-m", "engine", "render", str(midi), "-o", str(out), "--preset",
+                                "parametric", "--sample-rate", "16000", "-q"], cwd=ROOT, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}",
+                                    "DDSP_TEST_WRITE_MARK": str(mark)})
+    try:
+        deadline = time.monotonic() + 300
+        while not mark.exists():
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the CLI did not start writing within 300 s"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait(30)
+        process.stderr.close()
+    half_written = Path(mark.read_text())
+    assert half_written.exists() and half_written.stat().st_size > 1000  # the kill hit the write itself
+    assert not out.exists()
+    assert not [f for f in out.parent.iterdir() if not f.name.startswith(".")]  # nothing partial is visible

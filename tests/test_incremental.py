@@ -8,7 +8,7 @@ from engine import dsp
 from engine.incremental import RenderCache
 from engine.notes import Clip, Note
 from engine.params import SynthParams
-from engine.render import render_clip
+from engine.render import LIMIT_CEILING, render_clip
 
 SR = 48000
 TOLERANCE = 1e-5  # max abs sample difference to a full render (docs/protocol.md)
@@ -140,3 +140,73 @@ def test_cache_is_bounded_in_bytes(parametric):
     for name in ("x", "y", "z"):
         cache.render(name, clip, parametric, 16000)
     assert list(cache.entries) == ["z"]
+
+
+def chord_phrase() -> Clip:
+    """Chords (some notes a fraction of a millisecond apart) between single notes, with rests around the chords."""
+    notes, t = [], 0.0
+    for i in range(8):
+        if i % 2:
+            for k, pitch in enumerate((60, 64, 67)):
+                notes.append(Note(pitch + i, t + 0.0004 * k, t + 0.5, 90 - 10 * k, f"c{i}-{k}"))
+        else:
+            notes.append(Note(72 + i, t, t + 0.4, 100, f"s{i}"))
+        t += 0.7
+    return Clip(notes).checked()
+
+
+def test_a_chord_read_back_from_a_lane_changes_nothing_and_its_edit_only_the_chord(parametric):
+    """A lane holds one value per start: the controls read back that way re-render bit-identically; a new value
+    at a chord's point re-renders that chord's notes only."""
+    clip = chord_phrase()
+    cache = RenderCache()
+    first = cache.render("c", clip, parametric, SR)
+    audio = first.audio.copy()
+    lane = {}  # onset (ms) -> the controls of the first note starting there
+    for note in clip.notes:
+        lane.setdefault(round(note.onset * 1000), first.controls[note.id])
+    read_back = {n.id: lane[round(n.onset * 1000)] for n in clip.notes}
+    same = cache.render("c", Clip([replace(n, controls=read_back[n.id]) for n in clip.notes]).checked(), parametric, SR)
+    assert same.mode == "incremental" and same.rerendered == []
+    np.testing.assert_array_equal(same.audio, audio)
+    chord = [n.id for n in clip.notes if n.id.startswith("c3-")]
+    edited = edit(clip, dict(read_back), {note_id: {0: 0.3} for note_id in chord})
+    again = cache.render("c", edited, parametric, SR)
+    assert again.mode == "incremental" and sorted(again.rerendered) == sorted(chord)
+    assert_matches_full(again, edited, parametric)
+
+
+def loud_phrase() -> Clip:
+    """A phrase whose chords would clip (volume near 1, three voices)."""
+    clip = chord_phrase()
+    return Clip([replace(n, controls=(0.98 if n.id.startswith("c") else 0.6, 0.2, 0.5, 0.3, 0.7, 0.5))
+                 for n in clip.notes]).checked()
+
+
+@pytest.mark.parametrize("changes", [
+    {"c3-1": {0: 0.9}},  # inside a limited chord
+    {"s4": {0: 0.2}},  # a quiet note between two limited chords
+    {"c5-0": {0: 0.3}, "c5-1": {0: 0.3}, "c5-2": {0: 0.3}},  # a chord no longer needs the limiter
+])
+def test_edits_of_a_limited_mix_equal_a_full_render(parametric, changes):
+    clip = loud_phrase()
+    cache = RenderCache()
+    first = cache.render("c", clip, parametric, SR)
+    assert first.warnings and np.abs(first.audio).max() <= LIMIT_CEILING
+    edited = edit(clip, dict(first.controls), changes)
+    again = cache.render("c", edited, parametric, SR)
+    assert again.mode == "incremental" and again.warnings
+    assert np.abs(again.audio).max() <= LIMIT_CEILING
+    assert_matches_full(again, edited, parametric)
+
+
+def test_an_edit_that_first_needs_the_limiter_equals_a_full_render(parametric):
+    clip = Clip([replace(n, controls=(0.5, 0.2, 0.5, 0.3, 0.7, 0.5)) for n in chord_phrase().notes]).checked()
+    cache = RenderCache()
+    first = cache.render("c", clip, parametric, SR)
+    assert not first.warnings
+    edited = edit(clip, dict(first.controls), {f"c5-{k}": {0: 1.0} for k in range(3)})
+    again = cache.render("c", edited, parametric, SR)
+    assert again.mode == "incremental" and again.warnings and again.changed[1] > again.changed[0]
+    assert np.abs(again.audio).max() <= LIMIT_CEILING
+    assert_matches_full(again, edited, parametric)

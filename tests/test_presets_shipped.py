@@ -38,3 +38,18 @@ def test_shipped_preset(name):
     b = render_clip(clip, preset, 48000).audio
     assert a.tobytes() == b.tobytes()
     assert_listenable(a, 48000, [(0.25 + 0.9 * i, 0.85 + 0.9 * i, midi_to_hz(float(p))) for i, p in enumerate(pitches)])
+
+
+def test_a_folder_in_the_working_directory_never_shadows_a_preset(tmp_path, monkeypatch):
+    from engine.presets import find_preset, load_preset
+
+    impostor = tmp_path / "parametric"
+    impostor.mkdir()
+    (impostor / "preset.json").write_text(json.dumps({"kind": "parametric", "description": "impostor"}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DDSP_PRESETS_PATH", raising=False)
+    assert find_preset("parametric") == BUILTIN_DIR / "parametric"
+    assert load_preset("parametric").description != "impostor"
+    assert find_preset("./parametric").resolve() == impostor.resolve()  # a path names a folder explicitly
+    monkeypatch.setenv("DDSP_PRESETS_PATH", str(tmp_path))  # and so does the search path
+    assert find_preset("parametric") == tmp_path / "parametric"

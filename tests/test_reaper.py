@@ -328,8 +328,8 @@ def test_a_chord_shares_one_point_and_an_edit_of_it_reaches_every_note(session):
     lane = sim.lanes(track)["volume_peak_position"]
     assert [pt.time for pt in lane.points] == [0.0, 1.0]  # one point for the chord
     assert lane.points[0].value == memory["64@0"]["c"][2]  # the highest note's value
-    assert memory["60@0"]["l"] == memory["64@0"]["c"] and "l" not in memory["64@0"]
-    session.run(RENDER)  # untouched: each chord note keeps its own values, nothing is re-made
+    assert memory["60@0"]["c"] == memory["64@0"]["c"]  # the engine gives a chord's notes one set of controls
+    session.run(RENDER)  # untouched: the point reads back what both notes play, nothing is re-made
     assert state_of(item)["notes"] == memory and "incremental (0 re-rendered)" in sim.console_text()
     sim.set_point(lane, 0.0, 0.9)
     session.run(RENDER)

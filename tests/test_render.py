@@ -1,12 +1,16 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from daw_bridge.files import write_json_atomic
+from engine.dsp import Reverb
 from engine.notes import Clip, NoteError
-from engine.render import expression_document, note_gate, read_expression, render_clip, render_clips, write_audio
+from engine.render import (LIMIT_CEILING, expression_document, limit, limit_range, note_gate, read_expression,
+                           render_clip, render_clips, write_audio)
 
 
 def clip(notes):
@@ -121,3 +125,112 @@ def test_bad_render_requests(parametric):
         render_clip(clip([(60, 0, 1)]), parametric, 16000, duration=-1)
     with pytest.raises(NoteError, match="no clips"):
         render_clips([], 16000)
+
+
+# ------------------------------------------------------------------------------------------------ chords
+def chord_clip(controls=None):
+    """A two-note chord (the second note 0.5 ms late: still together), a lone note, then a chord with one note given
+    its controls (as when a note is added to a chord whose lane point exists)."""
+    notes = [dict(id="hi", pitch=72, onset=0.0, offset=0.5, velocity=110),
+             dict(id="lo", pitch=60, onset=0.0005, offset=0.5, velocity=40),
+             dict(id="mid", pitch=64, onset=0.7, offset=1.0, velocity=80),
+             dict(id="top", pitch=67, onset=1.2, offset=1.6, velocity=90),
+             dict(id="bass", pitch=48, onset=1.2, offset=1.6, velocity=70, controls=[0.4, 0.1, 0.2, 0.3, 0.4, 0.5])]
+    for note in notes:
+        if controls and note["id"] in controls:
+            note["controls"] = list(controls[note["id"]])
+    return Clip.from_data(notes)
+
+
+def test_notes_starting_together_get_the_same_generated_controls(parametric):
+    c = chord_clip()
+    predicted = {n.id: row for v in c.voices() for n, row in zip(v, parametric.expression.generate(v).clamp(0, 1))}
+    assert not torch.equal(predicted["hi"], predicted["lo"])  # the generator tells the chord's notes apart
+    result = render_clip(c, parametric, 16000)
+    mean = tuple(((predicted["hi"].double() + predicted["lo"].double()) / 2).float().tolist())
+    assert result.controls["hi"] == result.controls["lo"] == mean  # what a lane's one point can show
+    assert result.controls["mid"] == tuple(predicted["mid"].tolist())  # alone: as predicted
+    given = tuple(np.float32([0.4, 0.1, 0.2, 0.3, 0.4, 0.5]).tolist())
+    assert result.controls["bass"] == given  # given: as given
+    assert result.controls["top"] == given  # added to a chord whose other note has controls: it joins them
+
+
+def test_a_lane_holding_one_value_per_chord_renders_the_same_audio(parametric):
+    """A DAW lane keeps one point per start time: feeding the render's controls back that way changes nothing."""
+    first = render_clip(chord_clip(), parametric, 16000, seed=2)
+    lane = {}  # start (ms) -> the first note's controls, as a lane point holds them
+    for note in sorted(chord_clip().notes, key=lambda n: n.onset):
+        lane.setdefault(round(note.onset * 1000), first.controls[note.id])
+    read_back = {n.id: lane[round(n.onset * 1000)] for n in chord_clip().notes}
+    again = render_clip(chord_clip(read_back), parametric, 16000, seed=2)
+    assert again.controls == first.controls and np.array_equal(again.audio, first.audio)
+
+
+# ------------------------------------------------------------------------------------------------ sample precision
+@pytest.mark.parametrize("sr", [22050, 44100, 48000])
+def test_each_note_sounds_exactly_from_its_first_to_its_last_sample(parametric, sr):
+    """Without reverb the mix is the gated voice: the sample before round(onset * sr) is silent and that one
+    sounds; the sample before round(offset * sr) sounds and that one is silent."""
+    dry = replace(parametric, reverb=Reverb(parametric.reverb.impulse_response, parametric.reverb.ir_rate, wet=0.0))
+    loud = [0.8, 0.1, 0.3, 0.0, 0.5, 1.0]  # attack noise: every first sample is noisy, never exactly 0
+    spans = [(0.123457, 0.4), (0.5 + 1 / 3, 1.1 + 1 / 7), (1.5 + 1 / 11, 1.9)]
+    c = Clip.from_data([dict(id=f"n{i}", pitch=60 + 3 * i, onset=a, offset=b, controls=loud)
+                        for i, (a, b) in enumerate(spans)])
+    audio = render_clip(c, dry, sr, duration=2.0).audio
+    for a, b in spans:
+        start, stop = round(a * sr), round(b * sr)
+        assert audio[start - 1] == 0.0 and audio[start] != 0.0, (a, start)
+        assert audio[stop - 1] != 0.0 and audio[stop] == 0.0, (b, stop)
+
+
+# ------------------------------------------------------------------------------------------------ loudness
+def loud_chord():
+    full = [1.0, 0.2, 0.5, 0.3, 0.8, 0.6]
+    return Clip.from_data([dict(id=f"n{i}", pitch=p, onset=0.0, offset=1.0, controls=full)
+                           for i, p in enumerate([48, 55, 60, 64])] +
+                          [dict(id="quiet", pitch=60, onset=2.0, offset=3.0, controls=[0.5] * 6)])
+
+
+def test_a_mix_over_full_scale_is_limited_never_clipped_and_says_so(parametric, tmp_path):
+    result = render_clip(loud_chord(), parametric, 48000, duration=4.0)
+    assert result.unlimited is not None and np.abs(result.unlimited).max() > 1.5  # it would clip
+    assert np.abs(result.audio).max() <= LIMIT_CEILING
+    assert len(result.warnings) == 1 and "limiter" in result.warnings[0], result.warnings
+    # local: a second after the loud chord nothing is touched
+    quiet = slice(int(2.5 * 48000), int(3.0 * 48000))
+    assert np.array_equal(result.audio[quiet], result.unlimited[quiet])
+    # the 24-bit FLAC holds what was rendered: no sample at full scale
+    path = write_audio(tmp_path / "loud.flac", result.audio, 48000, "24")
+    written, _ = sf.read(path, dtype="float64")
+    assert np.abs(written).max() < 1.0 and np.abs(written - result.audio).max() < 2 ** -22
+
+
+def test_a_quiet_mix_is_left_alone(parametric):
+    result = render_clip(clip([(60, 0.0, 1.0)]), parametric, 48000)
+    assert result.unlimited is None and result.warnings == []
+
+
+def test_limiter_is_the_same_on_any_range_of_samples():
+    """What the incremental render relies on: limiting samples [a, b) from their neighbourhood gives exactly what
+    limiting the whole signal gives."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(200_000) * np.repeat(rng.uniform(0.1, 1.2, 200), 1000)).astype(np.float32)
+    whole = limit(x, 48000)
+    assert np.abs(whole).max() <= LIMIT_CEILING and not np.array_equal(whole, x)
+    for a, b in [(0, 5000), (31_337, 77_777), (150_000, 200_000)]:
+        part = x.copy()
+        limit_range(x, part, a, b, 48000)
+        assert np.array_equal(part[a:b], whole[a:b]), (a, b)
+
+
+def test_integer_files_clipping_is_reported(tmp_path, caplog):
+    write_audio(tmp_path / "x.wav", np.float32([0.5, 1.5, -2.0]), 16000, "16")
+    assert "2 samples" in caplog.text and "clipped" in caplog.text
+
+
+def test_float_wav_has_no_peak_chunk_and_same_audio_same_bytes(tmp_path):
+    audio = np.linspace(-0.5, 0.5, 1000).astype(np.float32)
+    a = write_audio(tmp_path / "a.wav", audio, 48000, "float").read_bytes()
+    b = write_audio(tmp_path / "b.wav", audio, 48000, "float").read_bytes()
+    assert b"PEAK" not in a[:200] and a == b
+    assert np.array_equal(sf.read(tmp_path / "a.wav", dtype="float32")[0], audio)

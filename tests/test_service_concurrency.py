@@ -1,5 +1,6 @@
 """8 clients x 3 clips at once over real sockets: all complete, each identical to a sequential render."""
 import threading
+import time
 
 import numpy as np
 import soundfile as sf
@@ -9,6 +10,7 @@ from engine.render import render_clip
 from service_fixtures import client_for, notes, running_service
 
 CLIENTS, CLIPS, RATE = 8, 3, 16000
+TIMEOUT = 240  # seconds for all clients together
 
 
 def clip_notes(client: int, clip: int) -> list[dict]:
@@ -34,11 +36,15 @@ def test_eight_clients_several_clips_each_match_a_sequential_render(tmp_path, pa
 
     with running_service(tmp_path, workers=2, queue_size=CLIENTS * CLIPS) as service:
         threads = [threading.Thread(target=run, args=(i, service)) for i in range(CLIENTS)]
+        deadline = time.monotonic() + TIMEOUT
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(180)
-    assert not failures and len(results) == CLIENTS * CLIPS
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [i for i, thread in enumerate(threads) if thread.is_alive()]
+        assert not stuck, f"clients {stuck} still waiting after {TIMEOUT} s"
+    assert not failures, failures
+    assert len(results) == CLIENTS * CLIPS
     assert len({r.path for r in results.values()}) == CLIENTS * CLIPS
     for (index, k), result in results.items():
         expected = render_clip(Clip.from_data(clip_notes(index, k)).checked(), parametric, RATE, seed=index)

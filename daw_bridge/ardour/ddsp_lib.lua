@@ -191,7 +191,8 @@ end
 
 function M.write_lanes (proc, notes, controls, span)
 	-- Replace every point inside the region with one point per note start holding the engine's control (notes
-	-- sharing a start share a point: the first note's value). Points outside the region are kept. Undoable.
+	-- sharing a start share a point: the first note's value, which is every one of them, since the engine gives
+	-- a chord's notes the same controls). Points outside the region are kept. Undoable.
 	for k, lane in ipairs (lanes (proc)) do
 		local before = lane.al:get_state ()
 		local points, taken = {}, {}

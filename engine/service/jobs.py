@@ -105,6 +105,7 @@ class JobQueue:
 
     def worker(self) -> None:
         """A worker thread's loop: render the next job until the engine stops."""
+        _set_up_thread(self.config.threads)
         while True:
             job = self._next()
             if job is None:
@@ -181,6 +182,8 @@ class JobQueue:
         remade = set(rendered.rerendered)
         rows = [(n.id, int(n.id in remade), *rendered.controls[n.id]) for n in job.clip.notes]
         datagrams = p.control_chunks(state.req, rows)
+        for warning in rendered.warnings:  # before done: a client reads them with the result
+            self.send(p.encode(p.WARNING, state.req, warning[:1000]), state.client)
         done = p.encode(p.DONE, state.req, str(path), rendered.duration, rendered.sample_rate, len(rows),
                         len(datagrams), len(rendered.rerendered), rendered.mode, seconds)
         with self.lock:
@@ -204,6 +207,16 @@ class JobQueue:
             with self.lock:
                 job.state.latest = message
             self.send(message, job.state.client)
+
+
+def _set_up_thread(threads: int) -> None:
+    """Give this thread the settings every render runs with, before its first render. torch keeps the thread
+    count per thread for OpenMP and MKL: a new thread would run its first matrix products with the library
+    defaults (all cores) until something re-read the setting, so that its first render would differ in the last
+    bits from the next ones. Same threads, same sums, same bytes."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
 
 
 def _release_memory() -> None:

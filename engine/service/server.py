@@ -4,7 +4,7 @@ the handler for its OSC address, the replies, the service's life cycle (`Service
 One network thread answers everything it can at once (handshake, ping, preset list, chunk acks, status, control
 fetches) and queues complete render requests (uploads.py); worker threads render them (jobs.py) and write the
 files atomically into the render folder (output.py). No request, however malformed, stops the service: each gets
-an error reply and is forgotten.
+an error reply and is forgotten; error replies are logged, repeated ones summarised (`ErrorLog`).
 """
 from __future__ import annotations
 
@@ -22,15 +22,55 @@ from daw_bridge import protocol as p
 
 from .. import __version__
 from ..presets import list_presets
-from .config import Client, ServiceConfig
+from .config import Client, Sender, ServiceConfig
 from .jobs import JobQueue
 from .output import RenderFolder
 from .preset_cache import PresetCache
-from .uploads import Uploads
+from .uploads import ForeignRequest, Uploads
 
 log = logging.getLogger("engine.service")
 
 HOUSEKEEPING_EVERY = 1.0  # seconds
+ERROR_LOG_BURST = 10  # error replies of one code logged one by one in each period; the rest summed up
+ERROR_LOG_PERIOD = 60.0  # seconds
+
+
+class ErrorLog:
+    """Logs error replies without letting a flood of bad datagrams flood the log: per error code, the first
+    ERROR_LOG_BURST of each ERROR_LOG_PERIOD s one line each, then one line per period saying how many more there
+    were. Thread-safe."""
+
+    def __init__(self, burst: int = ERROR_LOG_BURST, period: float = ERROR_LOG_PERIOD):
+        self.burst, self.period = burst, period
+        self.windows: dict[str, list] = {}  # code -> [window start, logged, suppressed, last message]
+        self._lock = threading.Lock()
+
+    def error(self, code: str, text: str, now: float) -> None:
+        with self._lock:
+            window = self.windows.get(code)
+            if window is None or now - window[0] >= self.period:
+                self._summarise(code)
+                window = self.windows[code] = [now, 0, 0, ""]
+            if window[1] < self.burst:
+                window[1] += 1
+                log.info("%s", text)
+            else:
+                window[2] += 1
+                window[3] = text
+
+    def flush(self, now: float | None = None) -> None:
+        """Summarise the windows that have ended (all of them when `now` is None)."""
+        with self._lock:
+            for code, window in list(self.windows.items()):
+                if now is None or now - window[0] >= self.period:
+                    self._summarise(code)
+                    del self.windows[code]
+
+    def _summarise(self, code: str) -> None:
+        window = self.windows.get(code)
+        if window and window[2]:
+            log.info("%d more %s error replies not logged in the last %.0f s (the last: %s)", window[2], code,
+                     self.period, window[3])
 
 
 class Service:
@@ -52,6 +92,7 @@ class Service:
         self.started = time.monotonic()
         self._send_lock = threading.Lock()
         self._last_housekeeping = 0.0
+        self.error_log = ErrorLog()
 
     # ------------------------------------------------------------------------------------------------ life cycle
 
@@ -90,6 +131,8 @@ class Service:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.sock:
             self.sock.close()
+        self.error_log.flush()
+        self.folder.close()
         log.info("engine %s stopped", self.engine_id)
 
     # ------------------------------------------------------------------------------------------------ network
@@ -116,7 +159,7 @@ class Service:
             log.debug("cannot reply to %s: %s", client, error)
 
     def _error(self, client: Client, req: int, code: str, message: str) -> None:
-        log.info("error to %s:%d req %d: %s: %s", client[0], client[1], req, code, message)
+        self.error_log.error(code, f"error to {client[0]}:{client[1]} req {req}: {code}: {message}", time.monotonic())
         self._send(p.encode(p.ERROR, req, code, message[:1000]), client)
 
     def _datagram(self, data: bytes, address: Client) -> None:
@@ -124,14 +167,16 @@ class Service:
             if isinstance(item, p.ProtocolError):
                 self._error((address[0], item.reply_port or address[1]), item.req, item.code, str(item))
                 continue
-            client = (address[0], item.reply_port or address[1])
+            sender = Sender.of(address, item.reply_port)
             try:
-                HANDLERS[item.address](self, client, item)
+                HANDLERS[item.address](self, sender, item)
+            except ForeignRequest as error:  # someone else's request: answer here, never at its owner's port
+                self._error(sender.source, error.req or item.req, error.code, str(error))
             except p.ProtocolError as error:
-                self._error(client, error.req or item.req, error.code, str(error))
+                self._error(sender.reply, error.req or item.req, error.code, str(error))
             except Exception as error:  # a bug must not stop the service
                 log.error("internal error on %s: %s", item.address, traceback.format_exc())
-                self._error(client, item.req, p.INTERNAL, f"internal error: {error}")
+                self._error(sender.reply, item.req, p.INTERNAL, f"internal error: {error}")
 
     def _housekeeping(self) -> None:
         """Once a second: expire stalled uploads and old results; every 10 minutes: delete old renders."""
@@ -141,62 +186,63 @@ class Service:
         self._last_housekeeping = now
         self.uploads.expire(now)
         self.folder.clean_if_due(now)
+        self.error_log.flush(now)
 
     # ------------------------------------------------------------------------------------------------ handlers
 
-    def _hello(self, client: Client, msg: p.Parsed) -> None:
+    def _hello(self, sender: Sender, msg: p.Parsed) -> None:
         if msg.fields["protocol"] != p.PROTOCOL_VERSION:
             raise p.ProtocolError(p.VERSION, f"the engine speaks protocol {p.PROTOCOL_VERSION}, the client "
                                              f"{msg.fields['protocol']}", msg.req)
-        log.info("hello from %s:%d (%s)", client[0], client[1], msg.fields["client"][:80])
+        log.info("hello from %s:%d (%s)", sender.reply[0], sender.reply[1], msg.fields["client"][:80])
         self._send(p.encode(p.WELCOME, msg.req, p.PROTOCOL_VERSION, __version__, self.engine_id, p.MAX_DATAGRAM),
-                   client)
+                   sender.reply)
 
-    def _ping(self, client: Client, msg: p.Parsed) -> None:
+    def _ping(self, sender: Sender, msg: p.Parsed) -> None:
         queued, running = self.jobs.counts()
         self._send(p.encode(p.PONG, msg.req, self.engine_id, queued, running, time.monotonic() - self.started),
-                   client)
+                   sender.reply)
 
-    def _presets(self, client: Client, msg: p.Parsed) -> None:
+    def _presets(self, sender: Sender, msg: p.Parsed) -> None:
         found = list_presets()
-        self._send(p.encode(p.PRESET_COUNT, msg.req, len(found)), client)
+        self._send(p.encode(p.PRESET_COUNT, msg.req, len(found)), sender.reply)
         for index, info in enumerate(found):
             program = info.get("program")
             self._send(p.encode(p.PRESET, msg.req, index, info["name"], str(info["kind"]),
                                 str(info.get("instrument") or ""), -1 if program is None else int(program),
-                                int(info["name"] in self.presets), str(info["description"])[:500]), client)
+                                int(info["name"] in self.presets), str(info["description"])[:500]), sender.reply)
 
-    def _load(self, client: Client, msg: p.Parsed) -> None:
-        self.presets.load_for(client, msg.req, self.presets.check(msg.fields["preset"], msg.req))
+    def _load(self, sender: Sender, msg: p.Parsed) -> None:
+        self.presets.load_for(sender.reply, msg.req, self.presets.check(msg.fields["preset"], msg.req))
 
-    def _render(self, client: Client, msg: p.Parsed) -> None:
-        self.uploads.open(client, msg.req, msg.fields)
+    def _render(self, sender: Sender, msg: p.Parsed) -> None:
+        self.uploads.open(sender, msg.req, msg.fields)
 
-    def _notes(self, client: Client, msg: p.Parsed) -> None:
+    def _notes(self, sender: Sender, msg: p.Parsed) -> None:
         """A chunk of notes; the last one missing turns the upload into a clip and queues its render."""
-        state = self.uploads.add_chunk(client, msg.req, msg.fields["chunk"], msg.records)
+        state = self.uploads.add_chunk(sender, msg.req, msg.fields["chunk"], msg.records)
         if state is None:
             return
         clip = self.uploads.assemble(state)
         if clip is not None:
             self.jobs.submit(state, clip)
 
-    def _status(self, client: Client, msg: p.Parsed) -> None:
-        self._send(self.uploads.latest(client, msg.req), client)
+    def _status(self, sender: Sender, msg: p.Parsed) -> None:
+        self._send(self.uploads.latest(sender, msg.req), sender.reply)
 
-    def _fetch(self, client: Client, msg: p.Parsed) -> None:
-        for data in self.uploads.controls(client, msg.req, msg.fields["first"], msg.fields["count"]):
-            self._send(data, client)
+    def _fetch(self, sender: Sender, msg: p.Parsed) -> None:
+        for data in self.uploads.controls(sender, msg.req, msg.fields["first"], msg.fields["count"]):
+            self._send(data, sender.reply)
 
-    def _cancel(self, client: Client, msg: p.Parsed) -> None:
+    def _cancel(self, sender: Sender, msg: p.Parsed) -> None:
         with self.lock:
-            state = self.uploads.known(client, msg.req)
+            state = self.uploads.known(sender, msg.req)
             if state.status == "receiving":
                 self.uploads.cancel(state)
             elif state.status in ("queued", "rendering"):
                 self.jobs.cancel(state.job, p.CANCELLED, "cancelled by the client")
             else:
-                self._send(state.latest, client)  # finished: nothing to cancel
+                self._send(state.latest, state.client)  # finished: nothing to cancel
 
 
 HANDLERS = {

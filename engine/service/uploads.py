@@ -1,6 +1,8 @@
-"""Requests as the service keeps them, by client and request id: a render request's header opens an upload of its
-notes in chunks (each acknowledged; limited in number; expired when a chunk is overdue); a complete upload becomes
-a clip; the request's latest reply stays answerable (status, fetch of the controls) until it has grown old."""
+"""Requests as the service keeps them, by sender and request id: a render request's header opens an upload of its
+notes in chunks (each acknowledged; limited in number per sender and in all; expired when a chunk is overdue); a
+complete upload becomes a clip; the request's latest reply stays answerable (status, fetch of the controls) until
+it has grown old. Only a request's sender reaches it (config.Sender): a message about someone else's request
+gets `unknown_request` at its own address, and the owner hears nothing of it."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +15,7 @@ from typing import Any
 from daw_bridge import protocol as p
 
 from ..notes import Clip, NoteError
-from .config import Client, Send, SendError, ServiceConfig
+from .config import Client, Send, Sender, SendError, ServiceConfig
 from .preset_cache import PresetCache
 
 log = logging.getLogger("engine.service")
@@ -22,17 +24,23 @@ FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(wav|flac)")
 MAX_WARNINGS = 10
 
 
+class ForeignRequest(p.ProtocolError):
+    """A message about a request its sender does not own (it named the owner's port as its reply port): answered
+    at the datagram's own address, never at the owner's."""
+
+
 @dataclass(eq=False)
 class RequestState:
-    client: Client
+    client: Client  # where its replies go
     req: int
     header: dict
     chunks: dict[int, list[dict]] = field(default_factory=dict)
     updated: float = field(default_factory=time.monotonic)
-    status: str = "receiving"  # receiving, queued, rendering, done, failed
+    status: str = "receiving"  # receiving, complete (all chunks in, not yet queued), queued, rendering, done, failed
     latest: bytes = b""  # the message /ddsp/status re-sends
     job: Any = None  # its jobs.Job once queued
     control_datagrams: list[bytes] = field(default_factory=list)
+    owner: tuple = ()  # config.Sender.owner of the client that opened it
 
     def fail(self, code: str, message: str) -> bytes:
         """(lock held) Finish the request with an error; returns the error reply for its client."""
@@ -50,30 +58,51 @@ class Uploads:
                  presets: PresetCache, send: Send, error: SendError):
         self.config, self.lock, self.stopping, self.presets = config, lock, stopping, presets
         self.send, self.error = send, error
-        self.requests: dict[tuple[Client, int], RequestState] = {}
+        self.requests: dict[tuple[tuple, int], RequestState] = {}  # (Sender.owner, req) -> request
+        self.receiving: dict[tuple, int] = {}  # Sender.owner -> uploads it has open
 
-    def open(self, client: Client, req: int, header: dict) -> None:
+    def open(self, sender: Sender, req: int, header: dict) -> None:
         """A render request's header: open its upload and acknowledge it (chunk -1). The same header again re-sends
         the request's latest reply; another one under a request id in use is an error."""
         with self.lock:
-            state = self.requests.get((client, req))
+            state = self.requests.get((sender.owner, req))
             if state is not None:
                 if state.header != header:
                     raise p.ProtocolError(p.DUPLICATE_REQUEST, f"request id {req} is in use for clip "
                                                                f"{state.header['clip']!r}", req)
-                self.send(state.latest, client)
+                self.send(state.latest, sender.reply)
                 return
+            self._refuse_foreign(sender, req)
         self.check_header(header, req)
         with self.lock:
             if self.stopping.is_set():
                 raise p.ProtocolError(p.SHUTTING_DOWN, "the engine is shutting down", req)
-            if sum(s.status == "receiving" for s in self.requests.values()) >= self.config.max_uploads:
-                raise p.ProtocolError(p.BUSY, f"{self.config.max_uploads} uploads are open; retry later", req)
-            state = RequestState(client, req, header, latest=p.encode(p.ACK, req, -1))
-            self.requests[(client, req)] = state
-        log.info("render req %d from %s:%d: clip %r, preset %s, %d notes in %d chunks", req, client[0], client[1],
-                 header["clip"], header["preset"], header["n_notes"], header["n_chunks"])
-        self.send(state.latest, client)
+            mine, total = self.receiving.get(sender.owner, 0), sum(self.receiving.values())
+            if mine >= self.config.max_uploads:
+                raise p.ProtocolError(p.BUSY, f"this client has {mine} uploads open; finish one or retry later", req)
+            if total >= self.config.max_uploads_total:
+                raise p.ProtocolError(p.BUSY, f"{total} uploads are open; retry later", req)
+            state = RequestState(sender.reply, req, header, latest=p.encode(p.ACK, req, -1), owner=sender.owner)
+            self.requests[(sender.owner, req)] = state
+            self.receiving[sender.owner] = mine + 1
+        log.info("render req %d from %s:%d: clip %r, preset %s, %d notes in %d chunks", req, sender.reply[0],
+                 sender.reply[1], header["clip"], header["preset"], header["n_notes"], header["n_chunks"])
+        self.send(state.latest, sender.reply)
+
+    def _refuse_foreign(self, sender: Sender, req: int) -> None:
+        """(lock held) A ForeignRequest if `req` is another sender's request whose replies go where this sender
+        asked its replies to go."""
+        if sender.reply != sender.source and any(s.req == req and s.client == sender.reply and s.owner != sender.owner
+                                                 for s in self.requests.values()):
+            raise ForeignRequest(p.UNKNOWN_REQUEST, f"no request {req} from this client", req)
+
+    def _closed(self, state: RequestState) -> None:
+        """(lock held) The request left the receiving state: one upload fewer open for its sender."""
+        left = self.receiving.get(state.owner, 0) - 1
+        if left > 0:
+            self.receiving[state.owner] = left
+        else:
+            self.receiving.pop(state.owner, None)
 
     def check_header(self, header: dict, req: int) -> None:
         """A ProtocolError for the first thing wrong with a render header, if any."""
@@ -98,20 +127,22 @@ class Uploads:
         if header["file_name"] and not FILE_NAME.fullmatch(header["file_name"]):
             bad(p.BAD_FILE_NAME, f"file name {header['file_name'][:120]!r} is not a bare name ending .wav or .flac")
 
-    def known(self, client: Client, req: int) -> RequestState:
-        """(lock held) The client's request `req`; an unknown_request ProtocolError if there is none."""
-        state = self.requests.get((client, req))
+    def known(self, sender: Sender, req: int) -> RequestState:
+        """(lock held) The sender's request `req`; an unknown_request ProtocolError if there is none (ForeignRequest
+        if it is someone else's)."""
+        state = self.requests.get((sender.owner, req))
         if state is None:
+            self._refuse_foreign(sender, req)
             raise p.ProtocolError(p.UNKNOWN_REQUEST, f"no request {req} from this client (finished more than "
                                                      f"{self.config.result_ttl:g} s ago, or the engine restarted)",
                                   req)
         return state
 
-    def add_chunk(self, client: Client, req: int, chunk: int, records: list[dict]) -> RequestState | None:
+    def add_chunk(self, sender: Sender, req: int, chunk: int, records: list[dict]) -> RequestState | None:
         """One chunk of notes: keep it (the first copy) and acknowledge it. Returns the request when this chunk
-        completed its upload."""
+        completed its upload (it no longer counts as open)."""
         with self.lock:
-            state = self.known(client, req)
+            state = self.known(sender, req)
             if not 0 <= chunk < state.header["n_chunks"]:
                 raise p.ProtocolError(p.BAD_ARGUMENTS, f"chunk {chunk} is outside 0..{state.header['n_chunks'] - 1}",
                                       req)
@@ -125,7 +156,10 @@ class Uploads:
                 state.chunks.setdefault(chunk, records)
                 state.updated = time.monotonic()
             complete = state.status == "receiving" and len(state.chunks) == state.header["n_chunks"]
-        self.send(p.encode(p.ACK, req, chunk), client)
+            if complete:
+                state.status = "complete"
+                self._closed(state)
+        self.send(p.encode(p.ACK, req, chunk), state.client)
         return state if complete else None
 
     def assemble(self, state: RequestState) -> Clip | None:
@@ -153,18 +187,19 @@ class Uploads:
 
     def cancel(self, state: RequestState) -> None:
         """(lock held) Cancel an upload still receiving: forget it and tell its client."""
-        del self.requests[(state.client, state.req)]
+        del self.requests[(state.owner, state.req)]
+        self._closed(state)
         self.send(state.fail(p.CANCELLED, "cancelled by the client"), state.client)
 
-    def latest(self, client: Client, req: int) -> bytes:
+    def latest(self, sender: Sender, req: int) -> bytes:
         """The request's latest reply (what /ddsp/status re-sends)."""
         with self.lock:
-            return self.known(client, req).latest
+            return self.known(sender, req).latest
 
-    def controls(self, client: Client, req: int, first: int, count: int) -> list[bytes]:
+    def controls(self, sender: Sender, req: int, first: int, count: int) -> list[bytes]:
         """Datagrams first..first+count-1 of a finished request's controls."""
         with self.lock:
-            state = self.known(client, req)
+            state = self.known(sender, req)
             if state.status != "done":
                 raise p.ProtocolError(p.BAD_ARGUMENTS, f"request {req} has no controls yet ({state.status})", req)
             datagrams = state.control_datagrams
@@ -181,6 +216,7 @@ class Uploads:
                 age = now - state.updated
                 if state.status == "receiving" and age > self.config.upload_timeout:
                     del self.requests[key]
+                    self._closed(state)
                     self.error(state.client, state.req, p.EXPIRED,
                                f"upload incomplete for {self.config.upload_timeout:g} s "
                                f"({len(state.chunks)} of {state.header['n_chunks']} chunks)")
