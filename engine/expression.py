@@ -9,7 +9,7 @@ Each control is pooled over a note's frames of `SynthParams`, following MIDI-DDS
 | volume_fluctuation | std of amplitude dB over the note, `std * 2.5 / 60` | steady | 24 dB std |
 | volume_peak_position | loudest frame's index / note frames | peak at the onset | peak at the end |
 | vibrato | 10 x strongest 3-9 Hz f0 extent, semitones (see `vibrato`) | none | ~0.27 semitone sine |
-| brightness | 5 x mean over harmonics of `harmonics * [1..60]` (centroid / 12) | pure fundamental | centroid at harmonic 12 |
+| brightness | harmonic centroid / 12 (MIDI-DDSP's 5 x mean over its 60 harmonics of `harmonics * [1..60]`) | pure fundamental | centroid at harmonic 12 |
 | attack_noise | mean noise dB over bands and the first 10 frames, `dB / 40 + 1.875` | -75 dB or less | -35 dB or more |
 
 Two documented changes from MIDI-DDSP, same slopes: volume uses `+1` where MIDI-DDSP uses `+1.5`, and attack_noise
@@ -33,6 +33,7 @@ DB_FLOOR = -80.0
 VOLUME_OFFSET = 1.0
 ATTACK_NOISE_OFFSET = 1.875
 ATTACK_FRAMES = 10
+BRIGHTNESS_CENTROID = 12.0  # brightness 1 = harmonic centroid at harmonic 12
 VIBRATO_MIN_FRAMES = 50
 VIBRATO_BAND_HZ = (3.0, 9.0)
 
@@ -89,9 +90,11 @@ def vibrato(f0_hz: torch.Tensor, pitch: int) -> float:
 
 
 def brightness(harmonics: torch.Tensor) -> float:
-    """harmonics: (frames, n_harmonics) distribution -> 5 x note-mean of mean(harmonics * [1..n])."""
+    """harmonics: (frames, n_harmonics) distribution -> note-mean harmonic centroid / 12. That is MIDI-DDSP's
+    5 x mean(harmonics * [1..60]) for its 60 harmonics, written so it does not depend on how many harmonics a preset
+    has (a mean over 100 harmonics would read 0.6 x as much)."""
     numbers = torch.arange(1, harmonics.shape[-1] + 1, dtype=harmonics.dtype)
-    return 5.0 * float((harmonics * numbers).mean(-1).mean())
+    return float((harmonics * numbers).sum(-1).mean()) / BRIGHTNESS_CENTROID
 
 
 def attack_noise(noise: torch.Tensor) -> float:

@@ -87,3 +87,14 @@ def test_parametric_instrument_honours_each_control():
 
 def test_midi_to_hz():
     assert midi_to_hz(69.0) == 440.0
+
+
+def test_brightness_reads_the_centroid_whatever_the_harmonic_count():
+    """Full-band presets have 100 harmonics, older ones 60: the same sound must read the same brightness."""
+    from engine.expression import brightness
+
+    profile = torch.tensor([0.6, 0.25, 0.1, 0.05])  # centroid 1.6
+    for count in (60, 100):
+        harmonics = torch.zeros(10, count)
+        harmonics[:, :4] = profile
+        assert brightness(harmonics) == pytest.approx(1.6 / 12)

@@ -200,6 +200,36 @@ def expression_metrics(preset, train: list[dict], test: list[dict]) -> dict:
             "per_control_mse_training_mean": {n: round(float(v), 5) for n, v in zip(CONTROL_NAMES, baseline.mean(0))}}
 
 
+TARGET_LUFS = -18.0  # a mezzo-forte melody renders at about this integrated loudness (ITU-R BS.1770)
+REFERENCE_VELOCITY = 80  # mezzo-forte
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11, 12)
+
+
+def reference_melody(pitch_range: list[int] | None) -> list[Note]:
+    """The level reference: a major scale up and down (15 notes of 0.5 s, legato, velocity 80) around the middle
+    of the instrument's range, from 0.5 s."""
+    low, high = pitch_range or (60, 84)
+    tonic = int(round((low + high) / 2 - 6))
+    pitches = [tonic + step for step in MAJOR_SCALE] + [tonic + step for step in MAJOR_SCALE[-2::-1]]
+    return [Note(p, 0.5 + 0.5 * i, 1.0 + 0.5 * i, REFERENCE_VELOCITY, id=f"r{i}") for i, p in enumerate(pitches)]
+
+
+def level_calibration(preset, document: dict, sample_rate: int = 48000) -> dict:
+    """The output gain that puts the reference mezzo-forte melody, played by the preset's own expression generator
+    (reverb included), at TARGET_LUFS. -> {"lufs_unity_gain", "output_gain_db", ...}."""
+    from ..notes import Clip
+    from ..render import render_clips
+    from .measures import loudness_lufs
+
+    notes = reference_melody(document.get("pitch_range"))
+    result = render_clips([(Clip(notes, name="reference"), preset)], sample_rate)
+    current = float(document.get("output_gain_db", 0.0))
+    unity = loudness_lufs(result.audio, sample_rate) - current
+    return {"reference": "major scale up and down, 15 x 0.5 s legato, velocity 80, mid-range",
+            "target_lufs": TARGET_LUFS, "lufs_unity_gain": round(unity, 2),
+            "output_gain_db": round(TARGET_LUFS - unity, 1)}
+
+
 def evaluate(name: str, data: str | None = None, fidelity_notes: int = 12, max_pieces: int | None = None,
              docs: Path | None = DOCS_TABLE) -> dict:
     """Compute all metrics for preset `name` and write them into its preset.json (and the docs table)."""
@@ -228,6 +258,8 @@ def evaluate(name: str, data: str | None = None, fidelity_notes: int = 12, max_p
     metrics["reconstruction"] = reconstruction_metrics(preset, load_preset("parametric"), meta, test)
     metrics["control_fidelity"] = fidelity_metrics(preset, test, fidelity_notes)
     metrics["expression"] = expression_metrics(preset, musical_train, musical_test)
+    metrics["level"] = level_calibration(preset, document)
+    document["output_gain_db"] = metrics["level"]["output_gain_db"]
     metrics["targets_met"] = targets_met(metrics)
     document["metrics"] = metrics
     write_json_atomic(meta_path, document)
