@@ -43,29 +43,48 @@ def choose_presets(clips: list[Clip], preset: str | None, track_presets: list[st
     return chosen
 
 
-def load_clips(path: str, expression: str | None = None) -> list[Clip]:
-    from .notes import clips_from_midi
-    from .render import read_expression
+def check_input(path: str) -> None:
+    """A missing, unreadable or empty input file is reported before the engine (torch) is imported."""
+    file = Path(path)
+    if not file.exists():
+        raise CliError(f"no such MIDI file: {path}")
+    if not file.is_file():
+        raise CliError(f"{path} is not a file")
+    try:
+        with open(file, "rb") as handle:
+            empty = not handle.read(1)
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror or error}") from None
+    if empty:
+        raise CliError(f"{path} is empty")
 
+
+def load_clips(path: str, expression: str | None = None) -> list[Clip]:
+    """The MIDI file's clips (and the expression file's controls, when it exists); no torch until the file reads."""
+    from .notes import clips_from_midi
+
+    check_input(path)
     clips = clips_from_midi(path)
     for clip in clips:
         for repair in clip.repairs:
             print(f"note: {clip.name}: {repair}", file=sys.stderr)
     if expression and Path(expression).exists():
+        from .render import read_expression
+
         clips = read_expression(expression, clips)
     return clips
 
 
 def cmd_render(args) -> None:
+    import logging
+
+    clips = load_clips(args.input, args.expression)  # bad input answers before torch is imported
     from tqdm import tqdm
 
     from daw_bridge.files import write_json_atomic
     from .render import expression_document, render_clips, write_audio
 
-    import logging
-
     logging.getLogger("engine.render").addHandler(logging.NullHandler())  # its warnings are printed below, once
-    clips = load_clips(args.input, args.expression)
     presets = choose_presets(clips, args.preset, args.track_preset)
     seconds = max(c.end for c in clips)
     with tqdm(total=sum(len(c.voices()) for c in clips), unit="voice", desc="render",
@@ -299,11 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .presets import PresetError
-
     try:
         args.func(args)
-    except (CliError, NoteError, PresetError, ValueError, OSError) as error:
+    except (CliError, NoteError, ValueError, OSError) as error:  # engine.presets.PresetError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest import ROOT, write_midi
@@ -155,3 +156,18 @@ def test_killed_while_writing_leaves_no_partial_file(tmp_path):
     assert half_written.exists() and half_written.stat().st_size > 1000  # the kill hit the write itself
     assert not out.exists()
     assert not [f for f in out.parent.iterdir() if not f.name.startswith(".")]  # nothing partial is visible
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a MIDI file"])
+def test_bad_input_answers_without_importing_torch(tmp_path, content):
+    """A missing, empty or unreadable MIDI file is one error line, found before the engine (torch) loads."""
+    path = tmp_path / "song.mid"
+    if content is not None:
+        path.write_bytes(content)
+    code = ("import sys; from engine.cli import main; rc = main(['render', sys.argv[1], '-o', sys.argv[2]]); "
+            "print('torch' in sys.modules, rc)")
+    r = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "out.wav")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.stdout.split() == ["False", "1"], r.stdout + r.stderr
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    assert not (tmp_path / "out.wav").exists()
