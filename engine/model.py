@@ -432,14 +432,50 @@ def reachable_inputs(notes: Sequence[Note], controls: torch.Tensor, max_hz: floa
     return controls
 
 
+LEGATO_GAP_SECONDS = 0.005  # notes this close (or overlapping) are played legato
+LEGATO_MAX_DIP_DB = 6.0  # the level at a legato join stays within this of the quieter neighbour's
+LEGATO_ZONE_FRAMES = (8, 12)  # frames before / after the join the bridge may lift (32 ms, 48 ms)
+
+
+def bridge_legato(params: SynthParams, notes: Sequence[Note], max_dip_db: float = LEGATO_MAX_DIP_DB) -> SynthParams:
+    """Keep legato joins connected: where a note starts as the previous one (another pitch) ends, the amplitude in
+    the zone around the join is lifted to at most `max_dip_db` below the quieter of the two notes' levels next to
+    it (medians over 12 frames), the noise with it. The analysis a network learns from measures the harmonics at
+    one pitch, so at a pitch change its targets dip far deeper than the audio does (26 dB against 9 dB, median of
+    121 joins of the flute's musical pieces): without this every join would sound like a release to near silence.
+    params: one voice -> new SynthParams (the same object when nothing changes)."""
+    amp_db = 20 * np.log10(np.maximum(params.amplitude.double().numpy(), 1e-12))
+    lift = np.zeros_like(amp_db)
+    n_frames = amp_db.shape[0]
+    before, after = LEGATO_ZONE_FRAMES
+    for previous, note in zip(notes, notes[1:]):
+        if note.onset - previous.offset > LEGATO_GAP_SECONDS or note.pitch == previous.pitch:
+            continue
+        join = int(round(note.onset * FRAME_RATE))
+        first = max(int(round(previous.onset * FRAME_RATE)), join - before - 12)
+        last = min(int(round(note.offset * FRAME_RATE)), join + after + 12, n_frames)
+        if join - before - first < 3 or last - (join + after) < 3:
+            continue  # notes too short to have a level of their own next to the join
+        level = min(np.median(amp_db[first:join - before]), np.median(amp_db[join + after:last]))
+        zone = slice(join - before, join + after)
+        lift[zone] = np.maximum(lift[zone], level - max_dip_db - amp_db[zone])
+    if not (lift > 0).any():
+        return params
+    gain = torch.from_numpy(10 ** (np.maximum(lift, 0.0) / 20)).float()
+    return SynthParams(params.f0, params.amplitude * gain, params.harmonics, params.noise * gain[:, None],
+                       params.max_hz)
+
+
 class NeuralSynthesis:
     """SynthesisGenerator of a neural preset: SynthesisNet + control projection."""
 
-    def __init__(self, net: SynthesisNet, max_hz: float, vibrato_rate_hz: float = 5.5, project: bool = True):
+    def __init__(self, net: SynthesisNet, max_hz: float, vibrato_rate_hz: float = 5.5, project: bool = True,
+                 bridge: bool = True):
         self.net = net.eval()
         self.max_hz = max_hz
         self.vibrato_rate_hz = vibrato_rate_hz
         self.project = project
+        self.bridge = bridge  # full-band presets: legato joins kept connected (bridge_legato)
 
     def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
         if not notes:
@@ -448,6 +484,8 @@ class NeuralSynthesis:
         with torch.no_grad():
             out = decode(self.net(features[None])[0], self.net.n_harmonics)
         params = raw_to_params(out, notes, n_frames, self.max_hz)
+        if self.bridge:  # before the projection, so the parameters still carry exactly the controls asked for
+            params = bridge_legato(params, notes)
         return project_controls(params, notes, controls, self.vibrato_rate_hz) if self.project else params
 
 

@@ -118,7 +118,8 @@ def _load_neural(path: Path, meta: dict):
     from .model import WEIGHTS_FILE, NeuralExpression, NeuralSynthesis, load_networks
 
     synthesis, expression = load_networks(path / meta.get("weights", WEIGHTS_FILE))
-    generator = NeuralSynthesis(synthesis, float(meta["max_hz"]), float(meta.get("vibrato_rate_hz", 5.5)))
+    generator = NeuralSynthesis(synthesis, float(meta["max_hz"]), float(meta.get("vibrato_rate_hz", 5.5)),
+                                bridge=bool(meta.get("legato_bridge", False)))
     return NeuralExpression(expression), generator, synthetic_reverb(**meta.get("reverb", {}))
 
 

@@ -87,3 +87,23 @@ def test_expression_generator_range_and_weights_roundtrip(tmp_path):
     a = NeuralSynthesis(synthesis, 8000.0).generate(NOTES, controls, 850)
     b = NeuralSynthesis(synthesis2, 8000.0).generate(NOTES, controls, 850)
     assert torch.equal(a.amplitude, b.amplitude) and torch.equal(a.harmonics, b.harmonics)
+
+
+def test_legato_joins_are_bridged_and_only_they():
+    from engine.model import LEGATO_MAX_DIP_DB, bridge_legato
+    from engine.params import SynthParams
+
+    n_frames = 500
+    amplitude = torch.full((n_frames,), 0.1)
+    amplitude[245:255] = 0.1 * 10 ** (-30 / 20)  # a 30 dB hole at the join (1.0 s)
+    params = SynthParams(torch.full((n_frames,), 440.0), amplitude, torch.ones(n_frames, 60) / 60,
+                         torch.full((n_frames, 65), 0.001), 20000.0)
+    dip = lambda p: 20 * np.log10(0.1 / float(p.amplitude[240:262].min()))  # noqa: E731
+    legato = [Note(69, 0.2, 1.0, 80, id="a"), Note(71, 1.0, 1.8, 80, id="b")]
+    bridged = bridge_legato(params, legato)
+    assert dip(bridged) == pytest.approx(LEGATO_MAX_DIP_DB, abs=0.01)
+    assert torch.equal(bridged.amplitude[:200], params.amplitude[:200])  # nothing else moves
+    assert float(bridged.noise[250, 0]) > float(params.noise[250, 0])  # the noise moves with it
+    detached = [Note(69, 0.2, 0.95, 80, id="a"), Note(71, 1.0, 1.8, 80, id="b")]
+    repeated = [Note(69, 0.2, 1.0, 80, id="a"), Note(69, 1.0, 1.8, 80, id="b")]
+    assert bridge_legato(params, detached) is params and bridge_legato(params, repeated) is params

@@ -333,7 +333,7 @@ def write_preset(config: TrainConfig, meta: dict, synthesis: SynthesisNet, expre
         "program": meta.get("program"), "pitch_range": meta.get("pitch_range"),
         "max_hz": float(meta["max_hz"]), "training_sample_rate": meta.get("sample_rate"),
         "frame_rate": FRAME_RATE, "weights": WEIGHTS_FILE, "parameters": n_params,
-        "n_harmonics": synthesis.n_harmonics,
+        "n_harmonics": synthesis.n_harmonics, "legato_bridge": True,
         "vibrato_rate_hz": vibrato_rate(train_pieces),
         "reverb": {"rt60": 0.8, "seconds": 1.0, "wet": 0.12, "seed": 0, "sample_rate": 16000},
         "training": {"data": str(config.data), "source": meta.get("source"), "soundfont": meta.get("soundfont"),
