@@ -437,13 +437,15 @@ LEGATO_MAX_DIP_DB = 6.0  # the level at a legato join stays within this of the q
 LEGATO_ZONE_FRAMES = (8, 12)  # frames before / after the join the bridge may lift (32 ms, 48 ms)
 
 
-def bridge_legato(params: SynthParams, notes: Sequence[Note], max_dip_db: float = LEGATO_MAX_DIP_DB) -> SynthParams:
+def bridge_legato(params: SynthParams, notes: Sequence[Note], max_dip_db: float = LEGATO_MAX_DIP_DB,
+                  noise: bool = True) -> SynthParams:
     """Keep legato joins connected: where a note starts as the previous one (another pitch) ends, the amplitude in
     the zone around the join is lifted to at most `max_dip_db` below the quieter of the two notes' levels next to
     it (medians over 12 frames), the noise with it. The analysis a network learns from measures the harmonics at
     one pitch, so at a pitch change its targets dip far deeper than the audio does (26 dB against 9 dB, median of
     121 joins of the flute's musical pieces): without this every join would sound like a release to near silence.
-    params: one voice -> new SynthParams (the same object when nothing changes)."""
+    params: one voice -> new SynthParams (the same object when nothing changes); noise False leaves the noise (the
+    dataset's targets, whose noise already holds the previous note's release)."""
     amp_db = 20 * np.log10(np.maximum(params.amplitude.double().numpy(), 1e-12))
     lift = np.zeros_like(amp_db)
     n_frames = amp_db.shape[0]
@@ -462,8 +464,8 @@ def bridge_legato(params: SynthParams, notes: Sequence[Note], max_dip_db: float 
     if not (lift > 0).any():
         return params
     gain = torch.from_numpy(10 ** (np.maximum(lift, 0.0) / 20)).float()
-    return SynthParams(params.f0, params.amplitude * gain, params.harmonics, params.noise * gain[:, None],
-                       params.max_hz)
+    return SynthParams(params.f0, params.amplitude * gain, params.harmonics,
+                       params.noise * gain[:, None] if noise else params.noise, params.max_hz)
 
 
 class NeuralSynthesis:

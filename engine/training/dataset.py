@@ -100,6 +100,15 @@ def piece_params(piece: dict, max_hz: float) -> SynthParams:
 # ---------------------------------------------------------------------------------------------------------------
 # Targets from audio
 
+def bridged_targets(params: SynthParams, notes: list[Note]) -> SynthParams:
+    """Targets with their legato joins bridged (engine.model.bridge_legato, amplitude only): measured at one pitch,
+    the harmonic amplitude dips ~26 dB where a note changes pitch against ~9 dB in the audio's loudness (flute), which
+    taught networks a release to near silence at every join and inflated the notes' volume_fluctuation."""
+    from ..model import bridge_legato
+
+    return bridge_legato(params, notes, noise=False)
+
+
 def fit_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
     """Cut or extend (repeating the last value) a frame series to n_frames."""
     x = np.asarray(x)
@@ -137,6 +146,8 @@ def piece_targets(audio: np.ndarray, prior_f0: np.ndarray, notes: list[Note], sa
     targets = analysis.analyze(audio, prior_f0, sample_rate, refine=refine, voiced=voiced, n_harmonics=n_harmonics,
                                max_hz=max_hz)
     params = SynthParams(*(torch.from_numpy(targets[k]) for k in ("f0", "amplitude", "harmonics", "noise")), max_hz)
+    params = bridged_targets(params, stored_notes)
+    targets["amplitude"] = params.amplitude.numpy()
     controls = extract_controls(params, stored_notes).numpy()
     arrays = {
         "audio": audio.astype(np.float32),

@@ -1,7 +1,8 @@
-"""Re-read every piece's six controls from its stored targets (`python -m engine.training.refresh DATASET`).
+"""Bring a built dataset up to date without re-rendering it (`python -m engine.training.refresh DATASET`).
 
-For datasets built before a change to how engine.expression measures a control (e.g. brightness made independent of
-the number of harmonics): the audio and targets stay, the `controls` array and meta.json's coverage are recomputed.
+For datasets built before a change to the targets or to how engine.expression measures a control: the audio stays;
+the amplitude targets get their legato joins bridged (engine.dataset.bridged_targets, as a new build makes them), and
+the `controls` array and meta.json's coverage are recomputed from the targets. Running it twice changes nothing more.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..expression import extract_controls
-from .dataset import ARRAY_KEYS, Builder, load_piece, notes_from_array, piece_params
+from .dataset import ARRAY_KEYS, Builder, bridged_targets, load_piece, notes_from_array, piece_params
 
 
 def refresh_controls(folder: str | Path) -> int:
@@ -23,9 +24,11 @@ def refresh_controls(folder: str | Path) -> int:
     infos = meta["pieces"]
     for piece_id, info in infos.items():
         piece = load_piece(folder, piece_id)
-        controls = extract_controls(piece_params(piece, meta["max_hz"]), notes_from_array(piece["notes"]))
+        notes = notes_from_array(piece["notes"])
+        params = bridged_targets(piece_params(piece, meta["max_hz"]), notes)
         arrays = {k: piece[k].numpy() for k in ARRAY_KEYS}
-        arrays["controls"] = controls.numpy().astype(np.float32)
+        arrays["amplitude"] = params.amplitude.numpy().astype(np.float32)
+        arrays["controls"] = extract_controls(params, notes).numpy().astype(np.float32)
         builder.write(piece_id, arrays, info)
     kept = {k: v for k, v in meta.items() if k not in ("coverage", "coverage_test", "notes", "seconds", "measured",
                                                         "pieces")}
