@@ -200,6 +200,12 @@ def _timeline(melody: list[MelodyNote], rng: np.random.Generator, max_seconds: f
             phrase += 1
             phrase_rate = seconds_per_quarter * rng.uniform(0.92, 1.08)
             style = rng.choice(["legato", "normal", "detached"], p=[0.4, 0.4, 0.2])
+    return _cut_at_phrase_end(timed, max_seconds)
+
+
+def _cut_at_phrase_end(timed: list[dict], max_seconds: float) -> list[dict]:
+    """The timed notes up to the last phrase end (fermata) before max_seconds that keeps at least 60 % of it, else
+    up to the last note that fits (at least one note)."""
     fitting = [i for i, n in enumerate(timed) if n["offset"] <= max_seconds]
     if not fitting:
         return timed[:1]
@@ -429,11 +435,7 @@ def _musical_timeline(melody: list[MelodyNote], rng: np.random.Generator, max_se
         else:
             offset = nxt["onset"]  # legato: the notes touch
         item["offset"] = max(item["onset"] + MIN_NOTE_SECONDS, offset)
-    fitting = [i for i, n in enumerate(timed) if n["offset"] <= max_seconds]
-    if not fitting:
-        return timed[:1]
-    phrase_ends = [i for i in fitting if timed[i]["fermata"] and timed[i]["offset"] >= 0.6 * max_seconds]
-    return timed[:(phrase_ends[-1] if phrase_ends else fitting[-1]) + 1]
+    return _cut_at_phrase_end(timed, max_seconds)
 
 
 def _musical_envelope_db(n_frames: int, duration: float, rng: np.random.Generator) -> np.ndarray:
