@@ -283,6 +283,52 @@ def _filter_setting(pitch: float, harmonics: float | None, resonance_cb: float) 
     return min(0.0, 1200.0 * math.log2(cutoff_hz / 8.176) - DEFAULT_FILTER_FC_CENTS), resonance_cb
 
 
+@dataclass
+class _Score:
+    """A monophonic performance written note by note: the pitch and bend per frame, the MIDI events, the bend spans
+    and the notes (shared by the coverage and the musical player)."""
+    n_frames: int
+    pitch_frames: np.ndarray = field(init=False)
+    bend_frames: np.ndarray = field(init=False)
+    events: list[tuple[int, int, list[int]]] = field(default_factory=list)
+    spans: list[tuple[float, int, int, int]] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.pitch_frames, self.bend_frames = np.zeros(self.n_frames), np.zeros(self.n_frames)
+
+    def frames_of(self, item: dict) -> tuple[int, int, float, float, int, int]:
+        """A timed note -> (onset tick, offset tick, onset s, offset s, first frame, frames inside [onset, offset))."""
+        onset_tick, offset_tick = _ticks(item["onset"]), _ticks(item["offset"])
+        onset, offset = onset_tick / TICKS_PER_SECOND, offset_tick / TICKS_PER_SECOND
+        first = int(math.ceil(onset * FRAME_RATE))
+        frames = max(min(int(math.ceil(offset * FRAME_RATE)), self.n_frames) - first, 1)
+        return onset_tick, offset_tick, onset, offset, first, frames
+
+    def add(self, item: dict, pitch: int, channel: int, velocity: int, volume: int, envelope_db: np.ndarray,
+            bend: np.ndarray) -> None:
+        """Note number len(notes): its pitch and bend (held until the next note), CC7 at the onset tick before the
+        note-on, its CC11 envelope and bend per frame while it sounds, note-on and note-off."""
+        onset_tick, offset_tick, onset, offset, first, frames = self.frames_of(item)
+        start = 0 if not self.notes else first
+        self.pitch_frames[start:] = pitch
+        self.bend_frames[start:first] = bend[0]
+        self.bend_frames[first:first + frames] = bend
+        self.bend_frames[first + frames:] = bend[-1]
+        self.events.append((onset_tick, 1, [0xB0 | channel, 7, volume]))
+        self.events += _curve_events(onset, frames, _db_to_midi(envelope_db),
+                                     lambda v: [0xB0 | channel, 11, int(v)], 2)
+        self.spans.append((onset, first, frames, channel))
+        self.events.append((onset_tick, 3, [0x90 | channel, pitch, velocity]))
+        self.events.append((offset_tick, 0, [0x80 | channel, pitch, 0]))
+        self.notes.append(Note(pitch=pitch, onset=onset, offset=offset, velocity=velocity, id=str(len(self.notes))))
+
+    def performance(self, duration: float, channel_filters: dict, transpose: int) -> Performance:
+        f0 = 440.0 * 2.0 ** ((self.pitch_frames + self.bend_frames - 69.0) / 12.0)
+        return Performance(self.notes, f0.astype(np.float32), self.bend_frames, duration, self.events, self.spans,
+                           channel_filters, transpose)
+
+
 def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Generator,
             max_seconds: float = 20.0, transpose: int | None = None) -> Performance:
     """One voice -> an expressive monophonic performance (notes, MIDI events, the f0 the MIDI asks for)."""
@@ -290,12 +336,7 @@ def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Gen
         transpose = place_in_range([n.pitch for n in melody], instrument.low, instrument.high, rng)
     timed = _timeline(melody, rng, max_seconds)
     duration = timed[-1]["offset"] + TAIL_SECONDS
-    n_frames = int(math.ceil(duration * FRAME_RATE)) + 1
-    pitch_frames = np.zeros(n_frames)
-    bend_frames = np.zeros(n_frames)
-    events: list[tuple[int, int, list[int]]] = []
-    spans = []
-    notes = []
+    score = _Score(int(math.ceil(duration * FRAME_RATE)) + 1)
     phrases = sorted({n["phrase"] for n in timed})
     phrase_db = {p: rng.uniform(-42.0, 8.0) for p in phrases}  # mean level of a note, dB re full level
     phrase_arc = {p: rng.uniform(-6.0, 10.0) for p in phrases}
@@ -315,11 +356,7 @@ def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Gen
         phrase = item["phrase"]
         phrase_pos = phrase_pos + 1 if index and timed[index - 1]["phrase"] == phrase else 0
         arc = math.sin(math.pi * (phrase_pos + 0.5) / phrase_len[phrase])
-        onset_tick, offset_tick = _ticks(item["onset"]), _ticks(item["offset"])
-        onset, offset = onset_tick / TICKS_PER_SECOND, offset_tick / TICKS_PER_SECOND
-        first = int(math.ceil(onset * FRAME_RATE))
-        last = min(int(math.ceil(offset * FRAME_RATE)), n_frames)  # frames inside [onset, offset)
-        frames = max(last - first, 1)
+        _, _, onset, offset, _, frames = score.frames_of(item)
         envelope = _envelope_db(frames, offset - onset, rng)
         # The note's mean level is the phrase's (with its arc and a little jitter): the peak sits above it.
         mean_db = phrase_db[phrase] + phrase_arc[phrase] * arc + rng.normal(0.0, 2.5)
@@ -328,21 +365,8 @@ def perform(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Gen
         velocity = int(max(1, _db_to_midi(velocity_db)))
         volume = int(max(1, _db_to_midi(level_db - velocity_db)))
         bend = _vibrato_semitones(frames, offset - onset, rng) + rng.normal(0.0, 0.04)
-        start = 0 if index == 0 else first
-        pitch_frames[start:] = pitch
-        bend_frames[start:first] = bend[0]
-        bend_frames[first:first + frames] = bend
-        bend_frames[first + frames:] = bend[-1]
-        channel = _phrase_channels(phrase)[phrase_pos % 2]
-        # Controls at the onset tick, before the note-on; then per frame while the note sounds.
-        events.append((onset_tick, 1, [0xB0 | channel, 7, volume]))
-        events += _curve_events(onset, frames, _db_to_midi(envelope), lambda v: [0xB0 | channel, 11, int(v)], 2)
-        spans.append((onset, first, frames, channel))
-        events.append((onset_tick, 3, [0x90 | channel, pitch, velocity]))
-        events.append((offset_tick, 0, [0x80 | channel, pitch, 0]))
-        notes.append(Note(pitch=pitch, onset=onset, offset=offset, velocity=velocity, id=str(index)))
-    f0 = 440.0 * 2.0 ** ((pitch_frames + bend_frames - 69.0) / 12.0)
-    return Performance(notes, f0.astype(np.float32), bend_frames, duration, events, spans, channel_filters, transpose)
+        score.add(item, pitch, _phrase_channels(phrase)[phrase_pos % 2], velocity, volume, envelope, bend)
+    return score.performance(duration, channel_filters, transpose)
 
 
 def _phrase_channels(phrase: int) -> tuple[int, int]:
@@ -474,10 +498,7 @@ def perform_musical(melody: list[MelodyNote], instrument: Instrument, rng: np.ra
     style = PLAYING_STYLES.get(instrument.name, DEFAULT_STYLE)
     timed = _musical_timeline(melody, rng, max_seconds)
     duration = timed[-1]["offset"] + TAIL_SECONDS
-    n_frames = int(math.ceil(duration * FRAME_RATE)) + 1
-    pitch_frames, bend_frames = np.zeros(n_frames), np.zeros(n_frames)
-    events: list[tuple[int, int, list[int]]] = []
-    spans, notes = [], []
+    score = _Score(int(math.ceil(duration * FRAME_RATE)) + 1)
     dynamic_db = DYNAMICS_DB[str(rng.choice(list(DYNAMICS_DB), p=[0.15, 0.25, 0.4, 0.2]))]
     pitches = [fold_into_range(n["pitch"] + transpose, instrument.low, instrument.high) for n in timed]
     mean_pitch = float(np.mean(pitches))
@@ -492,23 +513,9 @@ def perform_musical(melody: list[MelodyNote], instrument: Instrument, rng: np.ra
         contrast = -1.5 if ioi < 0.25 else 1.0 if ioi > 0.75 else 0.0
         level_db = dynamic_db + arch + 3.0 * (pitch - mean_pitch) / 12.0 + contrast + rng.normal(0.0, 0.7)
         velocity = int(np.clip(_db_to_midi(min(level_db, 0.0)), 1, 127))
-        onset_tick, offset_tick = _ticks(item["onset"]), _ticks(item["offset"])
-        onset, offset = onset_tick / TICKS_PER_SECOND, offset_tick / TICKS_PER_SECOND
-        first = int(math.ceil(onset * FRAME_RATE))
-        frames = max(min(int(math.ceil(offset * FRAME_RATE)), n_frames) - first, 1)
+        _, _, onset, offset, _, frames = score.frames_of(item)
         envelope = _musical_envelope_db(frames, offset - onset, rng)
         bend = _musical_vibrato(frames, offset - onset, style, rng) + rng.normal(0.0, 0.03)
-        start = 0 if index == 0 else first
-        pitch_frames[start:] = pitch
-        bend_frames[start:first] = bend[0]
-        bend_frames[first:first + frames] = bend
-        bend_frames[first + frames:] = bend[-1]
-        channel = _phrase_channels(item["phrase"])[group.index(index) % 2]
-        events.append((onset_tick, 1, [0xB0 | channel, 7, 127]))
-        events += _curve_events(onset, frames, _db_to_midi(envelope), lambda v, c=channel: [0xB0 | c, 11, int(v)], 2)
-        spans.append((onset, first, frames, channel))
-        events.append((onset_tick, 3, [0x90 | channel, pitch, velocity]))
-        events.append((offset_tick, 0, [0x80 | channel, pitch, 0]))
-        notes.append(Note(pitch=pitch, onset=onset, offset=offset, velocity=velocity, id=str(index)))
-    f0 = 440.0 * 2.0 ** ((pitch_frames + bend_frames - 69.0) / 12.0)
-    return Performance(notes, f0.astype(np.float32), bend_frames, duration, events, spans, channel_filters, transpose)
+        score.add(item, pitch, _phrase_channels(item["phrase"])[group.index(index) % 2], velocity, 127, envelope,
+                  bend)
+    return score.performance(duration, channel_filters, transpose)

@@ -30,7 +30,7 @@ from ..model import (N_NOTE_FEATURES, WEIGHTS_FILE, ExpressionNet, SynthesisNet,
                     masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
 from ..notes import Note
 from . import spectral
-from ..params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams
+from ..params import FRAME_RATE, N_HARMONICS, SynthParams
 
 VERSION = 1
 
