@@ -43,3 +43,30 @@ def write_midi(path, tracks, tempi=((0.0, 120.0),), ticks_per_beat=480):
         midi.tracks.append(track)
     midi.save(str(path))
     return path
+
+
+# Imported at start-up by a Python whose PYTHONPATH holds it: every audio file the process writes through soundfile
+# stops half-written, announces the file in $DDSP_TEST_WRITE_MARK and waits to be killed.
+SLOW_WRITER = """
+import os, time
+if os.environ.get("DDSP_TEST_WRITE_MARK"):
+    import soundfile
+    _write = soundfile.SoundFile.write
+    def write(self, data):
+        half = len(data) // 2
+        _write(self, data[:half])
+        self.flush()
+        with open(os.environ["DDSP_TEST_WRITE_MARK"], "w") as mark:
+            mark.write(str(self.name))
+        time.sleep(3600)
+        _write(self, data[half:])
+    soundfile.SoundFile.write = write
+"""
+
+
+def slow_writer_env(tmp_path) -> dict:
+    """Environment for a process whose audio writes stop half-way (SLOW_WRITER); the mark file appears then."""
+    hook = tmp_path / "slow_writer"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(SLOW_WRITER)
+    return {"PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "DDSP_TEST_WRITE_MARK": str(tmp_path / "writing.mark")}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, write_midi
+from conftest import ROOT, slow_writer_env, write_midi
 from engine.render import LIMIT_CEILING
 
 EXAMPLE = ROOT / "examples" / "bach_bwv66_6.mid"
@@ -112,36 +112,17 @@ def test_two_processes_write_the_same_bytes_and_a_loud_mix_is_limited_with_a_war
     assert 0.5 < np.abs(audio).max() <= LIMIT_CEILING
 
 
-SLOW_WRITER = """
-import os, time
-if os.environ.get("DDSP_TEST_WRITE_MARK"):
-    import soundfile
-    _write = soundfile.SoundFile.write
-    def write(self, data):
-        half = len(data) // 2
-        _write(self, data[:half])
-        self.flush()
-        with open(os.environ["DDSP_TEST_WRITE_MARK"], "w") as mark:
-            mark.write(str(self.name))
-        time.sleep(3600)
-        _write(self, data[half:])
-    soundfile.SoundFile.write = write
-"""
-
-
 def test_killed_while_writing_leaves_no_partial_file(tmp_path):
     """The kill lands inside the file write (a hook stops soundfile half-way): the output name never holds a
     partial file."""
-    hook, mark = tmp_path / "hook", tmp_path / "writing.mark"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_WRITER)
+    env = slow_writer_env(tmp_path)
+    mark = Path(env["DDSP_TEST_WRITE_MARK"])
     out = tmp_path / "song" / "out.flac"
     out.parent.mkdir()
     midi = write_midi(tmp_path / "short.mid", [(73, [(60, 0, 1, 100), (64, 1, 2, 100)])])
     process = subprocess.Popen([sys.executable, "-m", "engine", "render", str(midi), "-o", str(out), "--preset",
                                 "parametric", "--sample-rate", "16000", "-q"], cwd=ROOT, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}",
-                                    "DDSP_TEST_WRITE_MARK": str(mark)})
+                               env={**os.environ, **env})
     try:
         deadline = time.monotonic() + 300
         while not mark.exists():

@@ -12,37 +12,11 @@ import pytest
 
 from daw_bridge import protocol as p
 from daw_bridge.client import EngineClient, EngineError
+from conftest import slow_writer_env
 from service_fixtures import notes, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = p.Timing(resend=0.1, connect_timeout=20.0, status_after=0.3, lost_after=2.0)
-
-# Imported at start-up by a Python whose PYTHONPATH holds it: every audio file the process writes through soundfile
-# stops half-written, announces the file in $DDSP_TEST_WRITE_MARK and waits to be killed.
-SLOW_WRITER = """
-import os, time
-if os.environ.get("DDSP_TEST_WRITE_MARK"):
-    import soundfile
-    _write = soundfile.SoundFile.write
-    def write(self, data):
-        half = len(data) // 2
-        _write(self, data[:half])
-        self.flush()
-        with open(os.environ["DDSP_TEST_WRITE_MARK"], "w") as mark:
-            mark.write(str(self.name))
-        time.sleep(3600)
-        _write(self, data[half:])
-    soundfile.SoundFile.write = write
-"""
-
-
-def slow_writer_env(tmp_path) -> dict:
-    """Environment for a process whose audio writes stop half-way (SLOW_WRITER); the mark file appears then."""
-    hook = tmp_path / "slow_writer"
-    hook.mkdir(exist_ok=True)
-    (hook / "sitecustomize.py").write_text(SLOW_WRITER)
-    return {"PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "DDSP_TEST_WRITE_MARK": str(tmp_path / "writing.mark")}
-
 
 def start_engine(tmp_path, port: int = 0, name: str = "engine", render_dir: Path | None = None,
                  env: dict | None = None) -> tuple[subprocess.Popen, int]:
