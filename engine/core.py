@@ -124,7 +124,7 @@ def noise_fft_size(sample_rate: int) -> int:
 
 
 def band_responses(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, n_fft: int) -> torch.Tensor:
-    """Band magnitudes (frames, n_bands) over 0..max_hz -> per-bin magnitudes (frames, n_fft // 2 + 1).
+    """Band magnitudes (..., frames, n_bands) over 0..max_hz -> per-bin magnitudes (..., frames, n_fft // 2 + 1).
 
     Linear interpolation between band centres; zero above max_hz.
     """
@@ -133,8 +133,15 @@ def band_responses(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, n_
     position = (bins_hz / max_hz * (n_bands - 1)).clamp(0, n_bands - 1)
     low = position.floor().long().clamp_max(n_bands - 2)
     frac = position - low
-    response = torch.lerp(magnitudes[:, low], magnitudes[:, low + 1], frac)
+    response = torch.lerp(magnitudes[..., low], magnitudes[..., low + 1], frac)
     return response * (bins_hz <= max_hz).float()
+
+
+def grain_window(n_fft: int, hop: int) -> tuple[torch.Tensor, float]:
+    """The sine window of filtered-noise grains (its square overlap-adds to a constant at 50 % overlap) and the scale
+    that gives a flat magnitude m over the whole band the power of uniform noise in [-m, m] (m^2 / 3)."""
+    window = torch.hann_window(n_fft, periodic=True).sqrt()
+    return window, math.sqrt(n_fft * hop / float((window ** 2).sum()) / 6.0)
 
 
 def noise_block(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, frame_rate: float, first_stft: int,
@@ -156,9 +163,7 @@ def noise_block(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, frame
     response = band_responses(frame_mags, max_hz, sample_rate, n_fft)
     spectrum = torch.complex(torch.randn(n_stft, n_fft // 2 + 1, generator=generator),
                              torch.randn(n_stft, n_fft // 2 + 1, generator=generator)) * response
-    window = torch.hann_window(n_fft, periodic=True).sqrt()
-    # Scale so a flat magnitude m over the whole band has the power of uniform noise in [-m, m] (m^2 / 3).
-    scale = math.sqrt(n_fft * hop / float((window ** 2).sum()) / 6.0)
+    window, scale = grain_window(n_fft, hop)
     grains = torch.fft.irfft(spectrum, n=n_fft) * window * scale
     out = torch.nn.functional.fold(grains.T[None], output_size=(1, (n_stft - 1) * hop + n_fft),
                                    kernel_size=(1, n_fft), stride=(1, hop))

@@ -15,7 +15,10 @@ import math
 import numpy as np
 import torch
 
+from .. import core
+from ..model import audible_mask, masked_log_softmax
 from ..params import FRAME_RATE
+from ..render import note_gate
 
 
 def upsample_frames(x: torch.Tensor, n_samples: int, sample_rate: int) -> torch.Tensor:
@@ -45,20 +48,16 @@ def harmonic_audio(f0: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int,
 def noise_audio(magnitudes: torch.Tensor, sample_rate: int, max_hz: float, generator: torch.Generator) -> torch.Tensor:
     """Band magnitudes (batch, frames, B) over 0..max_hz -> filtered noise (batch, samples): white noise shaped per
     frame hop in the frequency domain (bins interpolated between band centres, zero above max_hz), 50 % overlap-add
-    of sine-windowed grains two hops long. Power matches engine.core.noise_block's convention."""
-    batch, frames, bands = magnitudes.shape
+    of sine-windowed grains two hops long: engine.core's band responses and grain window, so the power matches
+    engine.core.noise_block's."""
+    batch, frames, _ = magnitudes.shape
     hop = sample_rate // FRAME_RATE
     n_fft = 2 * hop
     n_samples = (frames - 1) * hop
-    bins_hz = torch.arange(n_fft // 2 + 1, dtype=torch.float32) * (sample_rate / n_fft)
-    position = (bins_hz / max_hz * (bands - 1)).clamp(0, bands - 1)
-    low = position.floor().long().clamp_max(bands - 2)
-    frac = position - low
-    response = torch.lerp(magnitudes[..., low], magnitudes[..., low + 1], frac) * (bins_hz <= max_hz).float()
+    response = core.band_responses(magnitudes, max_hz, sample_rate, n_fft)
     spectrum = torch.complex(torch.randn(batch, frames, n_fft // 2 + 1, generator=generator),
                              torch.randn(batch, frames, n_fft // 2 + 1, generator=generator)) * response
-    window = torch.hann_window(n_fft, periodic=True).sqrt()
-    scale = math.sqrt(n_fft * hop / float((window ** 2).sum()) / 6.0)
+    window, scale = core.grain_window(n_fft, hop)
     grains = torch.fft.irfft(spectrum, n=n_fft) * window * scale  # (batch, frames, n_fft), grain k centred on k*hop
     out = torch.nn.functional.fold(grains.transpose(1, 2), output_size=(1, (frames - 1) * hop + n_fft),
                                    kernel_size=(1, n_fft), stride=(1, hop))
@@ -101,8 +100,6 @@ def crop_audio_batch(pieces: list, rng, batch: int, frames: int, sample_rate: in
 def render_crops(out: dict[str, torch.Tensor], batch: dict, sample_rate: int, max_hz: float,
                  generator: torch.Generator) -> torch.Tensor:
     """Decoded network outputs (B, F, ...) of a crop batch -> dry gated audio (B, S) at the batch's true f0."""
-    from ..model import audible_mask, masked_log_softmax
-
     on = batch["on"]
     f0 = batch["f0"]
     n_harmonics = out["harmonic_logits"].shape[-1]
@@ -116,6 +113,4 @@ def render_crops(out: dict[str, torch.Tensor], batch: dict, sample_rate: int, ma
 
 def piece_gate(notes, n_samples: int, sample_rate: int) -> np.ndarray:
     """The render's note gate for a piece (engine.render.note_gate), float32."""
-    from ..render import note_gate
-
     return np.asarray(note_gate(notes, n_samples, sample_rate), dtype=np.float32)
