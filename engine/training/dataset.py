@@ -36,6 +36,7 @@ import torch
 from . import analysis
 from ..dsp import check_sample_rate, synthesize
 from ..expression import extract_controls
+from ..model import bridge_legato
 from daw_bridge.files import write_atomic, write_json_atomic
 from ..notes import CONTROL_NAMES, Note, NoteError
 from ..params import FRAME_RATE, SynthParams, band_hz
@@ -104,8 +105,6 @@ def bridged_targets(params: SynthParams, notes: list[Note]) -> SynthParams:
     """Targets with their legato joins bridged (engine.model.bridge_legato, amplitude only): measured at one pitch,
     the harmonic amplitude dips ~26 dB where a note changes pitch against ~9 dB in the audio's loudness (flute), which
     taught networks a release to near silence at every join and inflated the notes' volume_fluctuation."""
-    from ..model import bridge_legato
-
     return bridge_legato(params, notes, noise=False)
 
 

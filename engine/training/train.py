@@ -304,7 +304,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         current = {k: float(v.detach()) for k, v in terms.items()}
         current |= {"synthesis": float(loss.detach()), "expression": float(e_loss.detach())}
         losses = {k: 0.98 * losses.get(k, v) + 0.02 * v for k, v in current.items()} if losses else current
-        losses |= {k: v for k, v in current.items() if k not in losses}
         bar.update(1)
         bar.set_postfix(loss=f"{losses['synthesis']:.3f}", expr=f"{losses['expression']:.4f}")
         if step % 50 == 0 or step == total:
