@@ -142,6 +142,8 @@ def cmd_inspect(args) -> None:
 def cmd_train(args) -> None:
     from .training.train import TrainConfig, TrainError, train
 
+    if args.steps < 0 or args.spectral_steps < 0:
+        raise CliError("--steps and --spectral-steps must be 0 or more")
     config = TrainConfig(instrument=args.instrument, data=args.data or f"data/{args.instrument}",
                          out=args.out or f"presets/{args.instrument}", steps=args.steps, batch=args.batch,
                          channels=args.channels, checkpoint_every=args.checkpoint_every, seed=args.seed,

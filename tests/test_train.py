@@ -76,3 +76,19 @@ def test_train_reports_a_missing_dataset(tmp_path, capsys):
     assert main(["train", "--instrument", "x", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "p"),
                  "--runs", str(tmp_path / "r"), "--tiny", "--steps", "1", "-q"]) == 1
     assert "no dataset" in capsys.readouterr().err
+
+
+def test_negative_step_counts_are_refused(tmp_path, capsys):
+    assert main(["train", "--instrument", "x", "--data", str(tmp_path), "--spectral-steps", "-1", "-q"]) == 1
+    assert "--spectral-steps must be 0 or more" in capsys.readouterr().err
+
+
+def test_refresh_of_a_folder_that_is_not_a_dataset_says_so(tmp_path, capsys):
+    from engine.training.refresh import main as refresh
+
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "build.json").write_text("{}")
+    assert refresh([str(tmp_path / "nothing")]) == 1
+    assert refresh([str(tmp_path / "half")]) == 1
+    err = capsys.readouterr().err
+    assert "is not a dataset: no meta.json" in err and "incomplete build" in err

@@ -13,14 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from ..expression import extract_controls
-from .dataset import ARRAY_KEYS, Builder, bridged_targets, load_piece, notes_from_array, piece_params
+from .dataset import (ARRAY_KEYS, Builder, DatasetError, bridged_targets, load_dataset, load_piece,
+                      notes_from_array, piece_params)
 
 
 def refresh_controls(folder: str | Path) -> int:
     """Recompute the controls of every piece in the dataset `folder` and its coverage; -> pieces rewritten."""
     folder = Path(folder)
-    meta = json.loads((folder / "meta.json").read_text())
-    builder = Builder(folder, json.loads((folder / "build.json").read_text()))
+    meta, _ = load_dataset(folder)  # a clear DatasetError for a folder that is not a complete dataset
+    try:
+        builder = Builder(folder, json.loads((folder / "build.json").read_text()))
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"cannot read {folder / 'build.json'}: {error}") from None
     infos = meta["pieces"]
     for piece_id, info in infos.items():
         piece = load_piece(folder, piece_id)
@@ -36,6 +40,15 @@ def refresh_controls(folder: str | Path) -> int:
     return len(infos)
 
 
+def main(paths: list[str]) -> int:
+    for path in paths:
+        try:
+            print(f"{path}: {refresh_controls(path)} pieces refreshed")
+        except DatasetError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
 if __name__ == "__main__":
-    for path in sys.argv[1:]:
-        print(f"{path}: {refresh_controls(path)} pieces refreshed")
+    sys.exit(main(sys.argv[1:]))
