@@ -99,7 +99,10 @@ def cmd_render(args) -> None:
         for name, stem in zip(names, result.stems):
             write_audio(Path(args.stems) / f"{name}{Path(args.output).suffix}", stem, args.sample_rate, args.bits)
     if args.expression and not Path(args.expression).exists():
-        write_json_atomic(args.expression, expression_document(clips, result.controls))
+        from .curves import sounding_controls
+
+        write_json_atomic(args.expression, expression_document(clips, result.controls,
+                                                               sounding_controls(result.voices)))
         print(f"wrote the per-note controls to {args.expression} (edit it and render again)", file=sys.stderr)
     peak = float(abs(result.audio).max())
     if not args.quiet:

@@ -1,10 +1,11 @@
-"""Incremental re-render: when only some notes' controls change, re-make only the samples they change.
+"""Incremental re-render: when only some notes' controls or curves change, re-make only the samples they change.
 
 `RenderCache` keeps, per clip id, the last render's notes, each voice's controls and synthesis parameters, and the
 mix (not the dry voices: the old dry samples of a range are re-made from the old parameters). A new request with the
 same preset, rate, seed, length and notes (ids, pitches, times, velocities) is rendered incrementally:
 
-1. per voice, resolve the controls; voices whose controls did not change are left alone;
+1. per voice, resolve the controls; voices whose controls and note curves did not change are left alone (the key
+   ignores controls and curves);
 2. regenerate the parameters of a changed voice: first from a window of notes around the change, kept only when it
    reproduces the cached parameters inside the window and the change stays inside it (so generators whose frames
    depend on the whole voice, e.g. a recurrent network, fall back to the whole voice); compare with the cached
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from . import core
+from .curves import apply_curves
 from .dsp import synthesize
 from .notes import Clip, Note
 from .params import FRAME_RATE, SynthParams
@@ -126,12 +128,13 @@ def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_
     rerendered: list[str] = []
     changed_from, changed_to = n_samples, 0
     for notes, state, controls in zip(voices, cached.voices, resolve_voices(voices, preset)):
-        changed = (controls != state.controls).any(1).nonzero().flatten().tolist()
+        changed = [i for i, moved in enumerate((controls != state.controls).any(1).tolist())
+                   if moved or notes[i].curves != state.notes[i].curves]
         if not changed:
             continue
-        patch = regenerate(preset, state, controls, changed)
+        patch = regenerate(preset, state, controls, changed, notes)
         start, stop = _changed_samples(state.params, patch, sample_rate, n_samples)
-        state.controls = controls
+        state.controls, state.notes = controls, list(notes)
         cached.controls.update({notes[i].id: tuple(controls[i].tolist()) for i in changed})
         if start >= stop:
             continue
@@ -176,15 +179,21 @@ class Patch:
     params: SynthParams  # stop - start frames
 
 
-def regenerate(preset: Preset, state: VoiceState, controls: torch.Tensor, changed: list[int]) -> Patch:
-    """New parameters of a voice whose notes `changed` got new controls, as a patch over the cached ones.
+def regenerate(preset: Preset, state: VoiceState, controls: torch.Tensor, changed: list[int],
+               new_notes: list[Note] | None = None) -> Patch:
+    """New parameters of a voice whose notes `changed` got new controls or curves (`new_notes`: the notes with
+    their new curves, default the cached ones), as a patch over the cached ones (curves applied).
 
     A window of notes is generated, first moved `shift` whole seconds earlier (a whole number of frames) so its cost
     does not grow with its position in the clip, then in place (moving can round a note boundary differently); it is
     used only if, with the old controls, it reproduces the cached frames inside the window exactly, and the new
     controls change nothing at the window's edges."""
     n_frames = state.params.n_frames
-    generate = preset.synthesis.generate
+    new_notes = state.notes if new_notes is None else new_notes
+
+    def generate(notes: list[Note], controls: torch.Tensor, frames: int) -> SynthParams:
+        return apply_curves(preset.synthesis.generate(notes, controls, frames), notes)
+
     for context, moved in [(c, m) for c in WINDOW_CONTEXTS for m in (True, False)]:
         lo, hi = max(0, changed[0] - context), min(len(state.notes), changed[-1] + context + 1)
         if lo == 0 and hi == len(state.notes):
@@ -194,6 +203,7 @@ def regenerate(preset: Preset, state: VoiceState, controls: torch.Tensor, change
             continue
         offset = int(shift) * FRAME_RATE
         notes = [replace(n, onset=n.onset - shift, offset=n.offset - shift) for n in state.notes[lo:hi]]
+        moved_new = [replace(n, onset=n.onset - shift, offset=n.offset - shift) for n in new_notes[lo:hi]]
         last_note = sounding_frames(state.notes[hi - 1], n_frames)
         frames = n_frames - offset if hi == len(state.notes) else min(n_frames, last_note[1] + 2) - offset
         first = 0 if lo == 0 else sounding_frames(state.notes[lo + 1], n_frames)[0]
@@ -202,14 +212,14 @@ def regenerate(preset: Preset, state: VoiceState, controls: torch.Tensor, change
             old = generate(notes, state.controls[lo:hi], frames).frames(first - offset, last - offset)
             if not _equal(old, state.params.frames(first, last)):
                 continue  # the generator looks beyond the window (or at absolute time)
-            new = generate(notes, controls[lo:hi], frames).frames(first - offset, last - offset)
+            new = generate(moved_new, controls[lo:hi], frames).frames(first - offset, last - offset)
         span = _diff_span(old, new)
         if span is None:
             return Patch(first, first, new.frames(0, 0))
         if span[0] > 0 and span[1] < last - first:  # the change stays inside the window
             return Patch(first + span[0], first + span[1], new.frames(*span))
     with torch.no_grad():
-        new = generate(state.notes, controls, n_frames)
+        new = generate(list(new_notes), controls, n_frames)
     span = _diff_span(state.params, new) or (0, 0)
     return Patch(span[0], span[1], new.frames(*span))
 

@@ -1,7 +1,7 @@
 """Level 1 of the hierarchy: notes.
 
 A `Clip` is a list of `Note`s (pitch, onset and offset in seconds, velocity, a stable id, optional per-note
-expression controls), built from a MIDI file (pretty_midi: tempo changes honoured) or from plain data (what a DAW
+expression controls, optional note curves: daw_bridge.curves), built from a MIDI file (pretty_midi: tempo changes honoured) or from plain data (what a DAW
 sends). `Clip.voices()` splits polyphony into monophonic voices, deterministically.
 
 Bad input, and what happens to it (`repair=True` repairs what can be repaired and reports it; `repair=False`
@@ -10,13 +10,17 @@ raises `NoteError` instead):
 - zero or negative length: the note is dropped (repair) / error;
 - same pitch overlapping itself (a DAW duplicate): the earlier note is cut at the later onset, and an exact
   duplicate (same pitch and onset) keeps only the longer one (repair) / error;
-- no notes at all, more than `MAX_NOTES` notes, or a clip longer than `MAX_SECONDS`: always an error.
+- no notes at all, more than `MAX_NOTES` notes, or a clip longer than `MAX_SECONDS`: always an error;
+- a curve with an unknown name, a non-finite or out-of-range value or too many points: always an error; a curve
+  reaching outside its note (also after a cut): clipped to the note (repair) / error.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from daw_bridge.curves import CurveError, Curves, checked_curves, curves_from_data, curves_to_data
 
 CONTROL_NAMES = (
     "volume",
@@ -42,6 +46,11 @@ class Note:
     velocity: int = 100
     id: str = ""
     controls: tuple[float, ...] | None = None  # six values in CONTROL_NAMES order, each in [0, 1]
+    curves: Curves = ()  # ((name, ((t, value), ...)), ...): t in seconds from the onset (daw_bridge.curves)
+
+    def curve(self, name: str):
+        """The breakpoints of curve `name`, or None."""
+        return next((points for n, points in self.curves if n == name), None)
 
     @property
     def duration(self) -> float:
@@ -57,7 +66,7 @@ class Clip:
 
     @classmethod
     def from_data(cls, notes: list[dict], name: str = "", program: int | None = None, repair: bool = False) -> "Clip":
-        """Build a clip from plain dicts: {pitch, onset, offset, velocity?, id?, controls?}."""
+        """Build a clip from plain dicts: {pitch, onset, offset, velocity?, id?, controls?, curves?}."""
         built = []
         for index, raw in enumerate(notes):
             if not isinstance(raw, dict):
@@ -75,6 +84,7 @@ class Clip:
                     velocity=int(raw.get("velocity", 100)),
                     id=str(raw.get("id", index)),
                     controls=controls,
+                    curves=curves_from_data(raw.get("curves")),
                 ))
             except KeyError as missing:
                 raise NoteError(f"note {index}: missing field {missing}") from None
@@ -102,7 +112,7 @@ class Clip:
                 repairs.append(f"dropped note {note.id!r}: zero or negative length")
                 continue
             kept.append(note)
-        kept = _fix_self_overlaps(sorted(kept, key=_order), repair, repairs)
+        kept = [_check_curves(n, repair, repairs) for n in _fix_self_overlaps(sorted(kept, key=_order), repair, repairs)]
         if not kept:
             raise NoteError("clip has no notes of positive length")
         end = max(note.offset for note in kept)
@@ -132,6 +142,13 @@ class Clip:
         notes = [replace(n, controls=tuple(controls_by_id[n.id])) if n.id in controls_by_id else n for n in self.notes]
         return Clip(notes, name=self.name, program=self.program, repairs=list(self.repairs))
 
+    def with_curves(self, curves_by_id: dict[str, Curves], repair: bool = False) -> "Clip":
+        """Copy with the given notes' curves replaced (ids not in the clip are ignored), checked."""
+        notes = [replace(n, curves=curves_by_id[n.id]) if n.id in curves_by_id else n for n in self.notes]
+        repairs = list(self.repairs)
+        notes = [_check_curves(n, repair, repairs) if n.id in curves_by_id else n for n in notes]
+        return Clip(notes, name=self.name, program=self.program, repairs=repairs)
+
     def to_data(self) -> list[dict]:
         return [note_to_data(n) for n in self.notes]
 
@@ -140,6 +157,8 @@ def note_to_data(note: Note) -> dict:
     data = {"id": note.id, "pitch": note.pitch, "onset": note.onset, "offset": note.offset, "velocity": note.velocity}
     if note.controls is not None:
         data["controls"] = dict(zip(CONTROL_NAMES, note.controls))
+    if note.curves:
+        data["curves"] = curves_to_data(note.curves)
     return data
 
 
@@ -161,6 +180,18 @@ def _check_note(note: Note) -> None:
             raise NoteError(f"note {note.id!r}: expected {len(CONTROL_NAMES)} controls, got {len(note.controls)}")
         if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in note.controls):
             raise NoteError(f"note {note.id!r}: controls must lie in [0, 1], got {list(note.controls)}")
+
+
+def _check_curves(note: Note, repair: bool, repairs: list[str]) -> Note:
+    """The note with its curves checked against its length (clipped to it with `repair`, noted in `repairs`)."""
+    if not note.curves:
+        return note
+    try:
+        curves, repaired = checked_curves(note.curves, note.duration, repair)
+    except CurveError as error:
+        raise NoteError(f"note {note.id!r}: {error}") from None
+    repairs.extend(f"note {note.id!r}: {message}" for message in repaired)
+    return replace(note, curves=curves) if repaired else note
 
 
 def _fix_self_overlaps(notes: list[Note], repair: bool, repairs: list[str]) -> list[Note]:
@@ -186,14 +217,23 @@ def _fix_self_overlaps(notes: list[Note], repair: bool, repairs: list[str]) -> l
     return [n for n in out if n is not None]
 
 
-def clips_from_midi(path: str | Path, repair: bool = True) -> list[Clip]:
-    """One clip per non-drum MIDI instrument (track/program), times in seconds through the file's tempo map.
-    Read by daw_bridge.midifile, so the DAW bridge and the engine name the same notes the same way."""
+def clips_from_midi(path: str | Path, repair: bool = True, bend_range: float = 2.0) -> list[Clip]:
+    """One clip per non-drum MIDI instrument (track/program; an MPE zone's channels of a track together), times in
+    seconds through the file's tempo map, with the curves of pitch bend, CC11, pressure and CC74 (`bend_range`:
+    semitones where RPN 0 sets none). Read by daw_bridge.midifile, so the DAW bridge and the engine name the same
+    notes the same way. What reading the controllers repaired (a bend range over 96 semitones, a misplaced MPE
+    configuration message) is in each clip's repairs, or an error without `repair`."""
     from daw_bridge.midifile import MidiError, read_midi_tracks
 
     try:
-        tracks = read_midi_tracks(path)
+        tracks = read_midi_tracks(path, bend_range=bend_range)
     except MidiError as error:
         raise NoteError(str(error)) from None
-    return [Clip.from_data(track["notes"], name=track["name"], program=track["program"], repair=repair)
-            for track in tracks]
+    clips = []
+    for track in tracks:
+        if track["repairs"] and not repair:
+            raise NoteError(f"{Path(path).name}: {track['repairs'][0]}")
+        clip = Clip.from_data(track["notes"], name=track["name"], program=track["program"], repair=repair)
+        clip.repairs[:0] = track["repairs"]
+        clips.append(clip)
+    return clips

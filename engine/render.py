@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .curves import apply_curves
 from .dsp import check_sample_rate, synthesize
 from daw_bridge.files import write_atomic
 from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
@@ -135,11 +136,12 @@ def note_gate(notes: Sequence[Note], n_samples: int, sample_rate: int) -> np.nda
 
 def render_voice(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int, seed: int,
                  controls: torch.Tensor | None = None) -> VoiceRender:
-    """One monophonic voice, dry (no reverb); `controls` (n, 6) default to `resolve_controls(notes, preset)`."""
+    """One monophonic voice, dry (no reverb); `controls` (n, 6) default to `resolve_controls(notes, preset)`. The
+    notes' curves shape the generated parameters (engine.curves.apply_curves)."""
     controls = resolve_controls(notes, preset) if controls is None else controls
     n_frames = frames_for(max(n_samples / sample_rate, max(n.offset for n in notes)))
     with torch.no_grad():
-        params = preset.synthesis.generate(notes, controls, n_frames)
+        params = apply_curves(preset.synthesis.generate(notes, controls, n_frames), notes)
     dry = synthesize(params, sample_rate, n_samples, seed=seed).numpy()
     dry *= note_gate(notes, n_samples, sample_rate)
     return VoiceRender(list(notes), controls, params, dry)
@@ -325,20 +327,28 @@ def drop_peak_chunk(path: str | Path) -> None:
                 handle.write(b"PAD " + head[offset - 4:offset] + bytes(size))
 
 
-def expression_document(clips: Sequence[Clip], controls: dict[str, tuple[float, ...]]) -> dict:
-    """The per-note controls as an editable JSON document (format: docs/engine.md)."""
+def expression_document(clips: Sequence[Clip], controls: dict[str, tuple[float, ...]],
+                        sounding: dict[str, tuple[float, ...]] | None = None) -> dict:
+    """The per-note controls (and curves) as an editable JSON document (format: docs/engine.md); `sounding`: the
+    controls measured from the final parameters (engine.curves.sounding_controls), written for reading only."""
     notes = []
     for clip in clips:
         for note in clip.notes:
             data = note_to_data(note)
             data["track"] = clip.name
             data["controls"] = {k: round(float(v), 6) for k, v in zip(CONTROL_NAMES, controls[note.id])}
+            if sounding is not None and note.id in sounding:
+                data["sounding"] = {k: round(float(v), 6) for k, v in zip(CONTROL_NAMES, sounding[note.id])}
             notes.append(data)
     return {"format": "ddsp-expression", "version": 1, "controls": list(CONTROL_NAMES), "notes": notes}
 
 
 def read_expression(path: str | Path, clips: Sequence[Clip]) -> list[Clip]:
-    """Apply an expression JSON file to clips by note id; the file's pitch must match the note's."""
+    """Apply an expression JSON file to clips by note id; the file's pitch must match the note's. An entry's
+    "curves" replace the note's (an empty mapping removes them); an entry without "curves" leaves the note's own
+    (e.g. from the MIDI file's pitch bend); "sounding" is ignored."""
+    from daw_bridge.curves import CurveError, curves_from_data
+
     try:
         document = json.loads(Path(path).read_text())
         entries = document["notes"]
@@ -347,7 +357,7 @@ def read_expression(path: str | Path, clips: Sequence[Clip]) -> list[Clip]:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise NoteError(f"cannot read expression file {path}: {error}") from None
     by_id = {note.id: note for clip in clips for note in clip.notes}
-    controls = {}
+    controls, curves = {}, {}
     for entry in entries:
         try:
             note = by_id.get(str(entry["id"]))
@@ -357,12 +367,19 @@ def read_expression(path: str | Path, clips: Sequence[Clip]) -> list[Clip]:
                 raise NoteError(f"expression file {path} does not match: note {note.id} has pitch {note.pitch}, "
                                 f"the file says {entry['pitch']}")
             values = tuple(float(entry["controls"][name]) for name in CONTROL_NAMES)
+            if "curves" in entry:
+                curves[note.id] = curves_from_data(entry["curves"])
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, NoteError):
                 raise
+            if isinstance(error, CurveError):
+                raise NoteError(f"expression file {path}: note {entry.get('id')}: {error}") from None
             raise NoteError(f"expression file {path}: bad entry {entry!r:.80}: {error}") from None
         if not all(0.0 <= v <= 1.0 for v in values):
             raise NoteError(f"expression file {path}: note {note.id} controls must lie in [0, 1]")
         controls[note.id] = values
-    return [clip.with_controls(controls) for clip in clips]
+    try:
+        return [clip.with_controls(controls).with_curves(curves) for clip in clips]
+    except NoteError as error:
+        raise NoteError(f"expression file {path}: {error}") from None
 
