@@ -119,7 +119,8 @@ class EngineClient:
                retries: int = 0, on_retry: Callable[[EngineError], None] | None = None) -> p.RenderOutcome:
         """Render a clip and wait for the file and the per-note controls.
 
-        notes: dicts {id, pitch, onset, offset, velocity?, controls?} (seconds from the clip start). On a lost or
+        notes: dicts {id, pitch, onset, offset, velocity?, controls?, curves?} (seconds from the clip start; curves
+        as in daw_bridge.curves, sent as /ddsp/curves chunks). On a lost or
         restarted engine (and on `busy`/`expired`) the whole request is sent again up to `retries` times, after
         calling `on_retry(error)`; other errors raise EngineError at once."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -66,6 +66,7 @@ PING, PONG = "/ddsp/ping", "/ddsp/pong"
 PRESETS, PRESET_COUNT, PRESET = "/ddsp/presets", "/ddsp/presets/count", "/ddsp/preset"
 LOAD, LOADED = "/ddsp/load", "/ddsp/loaded"
 RENDER, NOTES, STATUS, FETCH, CANCEL = "/ddsp/render", "/ddsp/notes", "/ddsp/status", "/ddsp/fetch", "/ddsp/cancel"
+CURVES = "/ddsp/curves"
 ACK, QUEUED, PROGRESS, DONE = "/ddsp/ack", "/ddsp/queued", "/ddsp/progress", "/ddsp/done"
 CONTROLS, WARNING, ERROR = "/ddsp/controls", "/ddsp/warning", "/ddsp/error"
 
@@ -73,6 +74,7 @@ Fields = Tuple[Tuple[str, str], ...]  # typing.Tuple: this module also runs in o
 CONTROL_FIELDS: Fields = tuple((name, "f") for name in CONTROL_NAMES)
 NOTE_RECORD: Fields = (("id", "s"), ("pitch", "i"), ("onset", "d"), ("offset", "d"), ("velocity", "i")) + CONTROL_FIELDS
 CONTROL_RECORD: Fields = (("id", "s"), ("rerendered", "i")) + CONTROL_FIELDS
+CURVE_RECORD: Fields = (("t", "d"), ("value", "d"))
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ REQUESTS: dict[str, Spec] = {
     RENDER: Spec((("req", "i"), ("clip", "s"), ("preset", "s"), ("sample_rate", "i"), ("n_notes", "i"),
                   ("n_chunks", "i"), ("length", "d"), ("seed", "i"), ("file_name", "s"))),
     NOTES: Spec((("req", "i"), ("chunk", "i")), NOTE_RECORD),
+    CURVES: Spec((("req", "i"), ("chunk", "i"), ("id", "s"), ("curve", "s")), CURVE_RECORD),
     STATUS: Spec((("req", "i"),)),
     FETCH: Spec((("req", "i"), ("first", "i"), ("count", "i"))),
     CANCEL: Spec((("req", "i"),)),
@@ -201,6 +204,20 @@ def note_chunks(req: int, notes: Sequence[dict], reply_port: int | None = None) 
     records = [note_record(n) for n in notes]
     return [encode(NOTES, req, index, records=chunk, reply_port=reply_port)
             for index, chunk in enumerate(chunk_records(records, NOTE_RECORD))]
+
+
+def curve_chunks(req: int, notes: Sequence[dict], first_chunk: int, reply_port: int | None = None) -> list[bytes]:
+    """Encoded /ddsp/curves datagrams carrying the notes' curves ({"cents": [[t, v], ...], ...}), chunk indices
+    from `first_chunk` on; a long curve spans several chunks, its points in chunk order."""
+    out = []
+    for note in notes:
+        note_id = str(note["id"])
+        for name, points in (note.get("curves") or {}).items():
+            fixed = 64 + len(note_id.encode("utf-8")) + len(str(name).encode("utf-8"))
+            for chunk in chunk_records([(float(t), float(v)) for t, v in points], CURVE_RECORD, fixed):
+                out.append(encode(CURVES, req, first_chunk + len(out), note_id, str(name), records=chunk,
+                                  reply_port=reply_port))
+    return out
 
 
 def control_chunks(req: int, rows: Sequence[tuple]) -> list[bytes]:
@@ -424,6 +441,7 @@ class RenderSession(Request):
         self.chunks = note_chunks(req, notes, reply_port)
         if not self.chunks:
             raise ValueError("a render needs at least one note")
+        self.chunks += curve_chunks(req, notes, len(self.chunks), reply_port)
         self.header = encode(RENDER, req, clip_id, preset, sample_rate, len(notes), len(self.chunks), float(length),
                              seed, file_name, reply_port=reply_port)
         self.reply_port = reply_port

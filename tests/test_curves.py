@@ -244,3 +244,33 @@ def test_editing_a_curve_rerenders_only_around_its_note(parametric):
     assert np.abs(rendered.audio - full).max() < 1e-5
     start, stop = rendered.changed
     assert 4.1 - 0.05 < start / SR < 4.1 and stop / SR < 0.5 * 9 + parametric.reverb.tail_seconds + 0.1
+
+
+def test_curves_travel_in_chunks_and_the_service_renders_them(tmp_path, parametric):
+    """A MIDI file's bends, CC11 and a 2000-point curve go through `daw_bridge send`'s client to the engine service
+    in /ddsp/curves chunks (each under 4 KB); the file equals a local render; an edit of one curve re-renders
+    incrementally around its note."""
+    from daw_bridge import protocol as p
+    from service_fixtures import client_for, running_service
+
+    events = note(69, 0, 2) + note(72, 2, 4) + [bend(0, 0), bend(1, 8191), cc(2.5, 11, 64)]
+    (track,) = read_midi_tracks(midi_file(tmp_path / "s.mid", [events]))
+    sent = [dict(n) for n in track["notes"]]
+    sent[1]["curves"]["brightness"] = [[i / 2000, 0.2 * math.sin(i / 50)] for i in range(2000)]
+    chunks = p.curve_chunks(1, sent, 1)
+    assert len(chunks) > 3 and max(len(c) for c in chunks) <= p.MAX_DATAGRAM
+    parsed = p.decode(chunks[-1], p.REQUESTS)[0]
+    assert parsed.address == p.CURVES and parsed.fields["chunk"] == len(chunks) and parsed.fields["curve"] == "brightness"
+    clip = Clip.from_data(sent)
+    import soundfile as sf
+
+    with running_service(tmp_path) as service:
+        client = client_for(service)
+        first = client.render("curved", "parametric", sent, sample_rate=22050)
+        audio, _ = sf.read(first.path, dtype="float32")
+        assert np.abs(audio - render_clip(clip, parametric, 22050).audio).max() < 1e-5
+        sent[0]["curves"]["cents"][-1][1] = 100.0
+        second = client.render("curved", "parametric", sent, sample_rate=22050)
+        audio, _ = sf.read(second.path, dtype="float32")
+    assert second.mode == "incremental" and sent[0]["id"] in second.rerendered
+    assert np.abs(audio - render_clip(Clip.from_data(sent), parametric, 22050).audio).max() < 1e-5

@@ -153,7 +153,7 @@ BAD_REQUESTS = [
     (header(1, preset="../../etc"), p.UNKNOWN_PRESET),
     (header(1, rate=1000), p.BAD_ARGUMENTS),
     (header(1, n_notes=10 ** 9, n_chunks=5), p.TOO_LARGE),
-    (header(1, n_notes=5, n_chunks=6), p.BAD_ARGUMENTS),
+    (header(1, n_notes=5, n_chunks=0), p.BAD_ARGUMENTS),
     (header(1, n_notes=0, n_chunks=0), p.BAD_ARGUMENTS),
     (header(1, length=1e12), p.TOO_LARGE),
     (header(1, length=-3.0), p.BAD_ARGUMENTS),

@@ -227,6 +227,16 @@ class Service:
         if clip is not None:
             self.jobs.submit(state, clip)
 
+    def _curves(self, sender: Sender, msg: p.Parsed) -> None:
+        """A chunk of one note's curve points; like a notes chunk, the last one missing queues the render."""
+        state = self.uploads.add_chunk(sender, msg.req, msg.fields["chunk"], msg.records,
+                                       curve=(msg.fields["id"], msg.fields["curve"]))
+        if state is None:
+            return
+        clip = self.uploads.assemble(state)
+        if clip is not None:
+            self.jobs.submit(state, clip)
+
     def _status(self, sender: Sender, msg: p.Parsed) -> None:
         self._send(self.uploads.latest(sender, msg.req), sender.reply)
 
@@ -247,7 +257,7 @@ class Service:
 
 HANDLERS = {
     p.HELLO: Service._hello, p.PING: Service._ping, p.PRESETS: Service._presets, p.LOAD: Service._load,
-    p.RENDER: Service._render, p.NOTES: Service._notes, p.STATUS: Service._status, p.FETCH: Service._fetch,
+    p.RENDER: Service._render, p.NOTES: Service._notes, p.CURVES: Service._curves, p.STATUS: Service._status, p.FETCH: Service._fetch,
     p.CANCEL: Service._cancel,
 }
 

@@ -29,12 +29,19 @@ class ForeignRequest(p.ProtocolError):
     at the datagram's own address, never at the owner's."""
 
 
+class CurvePiece:
+    """A /ddsp/curves chunk: points of one note's curve (a long curve comes in several pieces, in chunk order)."""
+
+    def __init__(self, note_id: str, name: str, points: list[tuple[float, float]]):
+        self.note_id, self.name, self.points = note_id, name, points
+
+
 @dataclass(eq=False)
 class RequestState:
     client: Client  # where its replies go
     req: int
     header: dict
-    chunks: dict[int, list[dict]] = field(default_factory=dict)
+    chunks: dict[int, list[dict] | CurvePiece] = field(default_factory=dict)
     updated: float = field(default_factory=time.monotonic)
     status: str = "receiving"  # receiving, complete (all chunks in, not yet queued), queued, rendering, done, failed
     latest: bytes = b""  # the message /ddsp/status re-sends
@@ -119,8 +126,8 @@ class Uploads:
         if n_notes > p.MAX_NOTES or n_chunks > p.MAX_CHUNKS:
             bad(p.TOO_LARGE, f"{n_notes} notes in {n_chunks} chunks: at most {p.MAX_NOTES} notes and "
                              f"{p.MAX_CHUNKS} chunks")
-        if n_notes < 1 or not 1 <= n_chunks <= n_notes:
-            bad(p.BAD_ARGUMENTS, f"{n_notes} notes in {n_chunks} chunks: need 1 <= chunks <= notes")
+        if n_notes < 1 or n_chunks < 1:
+            bad(p.BAD_ARGUMENTS, f"{n_notes} notes in {n_chunks} chunks: need at least one of each")
         if header["length"] < 0 or header["length"] > p.MAX_SECONDS:
             bad(p.TOO_LARGE if header["length"] > 0 else p.BAD_ARGUMENTS,
                 f"length {header['length']} s: use 0 (automatic) or up to {p.MAX_SECONDS:g} s")
@@ -138,22 +145,26 @@ class Uploads:
                                   req)
         return state
 
-    def add_chunk(self, sender: Sender, req: int, chunk: int, records: list[dict]) -> RequestState | None:
-        """One chunk of notes: keep it (the first copy) and acknowledge it. Returns the request when this chunk
-        completed its upload (it no longer counts as open)."""
+    def add_chunk(self, sender: Sender, req: int, chunk: int, records: list[dict],
+                  curve: tuple[str, str] | None = None) -> RequestState | None:
+        """One chunk of notes, or of the points of `curve` (note id, curve name): keep it (the first copy) and
+        acknowledge it. Returns the request when this chunk completed its upload (it no longer counts as open)."""
         with self.lock:
             state = self.known(sender, req)
             if not 0 <= chunk < state.header["n_chunks"]:
                 raise p.ProtocolError(p.BAD_ARGUMENTS, f"chunk {chunk} is outside 0..{state.header['n_chunks'] - 1}",
                                       req)
             if not records:
-                raise p.ProtocolError(p.BAD_ARGUMENTS, f"chunk {chunk} holds no notes", req)
-            long_id = next((r["id"] for r in records if not 1 <= len(r["id"]) <= p.MAX_ID_CHARS), None)
+                raise p.ProtocolError(p.BAD_ARGUMENTS, f"chunk {chunk} holds no {'points' if curve else 'notes'}",
+                                      req)
+            ids = [curve[0]] if curve else [r["id"] for r in records]
+            long_id = next((i for i in ids if not 1 <= len(i) <= p.MAX_ID_CHARS), None)
             if long_id is not None:
                 raise p.ProtocolError(p.TOO_LARGE if long_id else p.BAD_ARGUMENTS,
                                       f"note id {long_id[:40]!r} must be 1-{p.MAX_ID_CHARS} characters", req)
             if state.status == "receiving":
-                state.chunks.setdefault(chunk, records)
+                state.chunks.setdefault(chunk, records if curve is None else
+                                        CurvePiece(curve[0], curve[1], [(r["t"], r["value"]) for r in records]))
                 state.updated = time.monotonic()
             complete = state.status == "receiving" and len(state.chunks) == state.header["n_chunks"]
             if complete:
@@ -166,7 +177,8 @@ class Uploads:
         """All chunks are in: the clip they hold, its repairs sent to the client as warnings. None when the notes
         cannot make a clip: the request has failed with bad_notes."""
         header, req = state.header, state.req
-        records = [r for i in sorted(state.chunks) for r in state.chunks[i]]
+        chunks = [state.chunks[i] for i in sorted(state.chunks)]
+        records = [r for c in chunks if not isinstance(c, CurvePiece) for r in c]
         state.chunks = {}
         try:
             if len(records) != header["n_notes"]:
@@ -176,6 +188,7 @@ class Uploads:
                 controls = p.controls_tuple(record)
                 notes.append({"id": record["id"], "pitch": record["pitch"], "onset": record["onset"],
                               "offset": record["offset"], "velocity": record["velocity"], "controls": controls})
+            _attach_curves(notes, [c for c in chunks if isinstance(c, CurvePiece)])
             clip = Clip.from_data(notes, name=header["clip"], repair=True)
         except NoteError as error:
             with self.lock:
@@ -222,3 +235,13 @@ class Uploads:
                                f"({len(state.chunks)} of {state.header['n_chunks']} chunks)")
                 elif state.status in ("done", "failed") and age > self.config.result_ttl:
                     del self.requests[key]
+
+
+def _attach_curves(notes: list[dict], pieces: list[CurvePiece]) -> None:
+    """Put the curves' points (pieces in chunk order) into the note dicts as {"curves": {name: points}}."""
+    by_id = {note["id"]: note for note in notes}
+    for piece in pieces:
+        note = by_id.get(piece.note_id)
+        if note is None:
+            raise NoteError(f"a curve names note {piece.note_id!r:.60}, which is not in the clip")
+        note.setdefault("curves", {}).setdefault(piece.name, []).extend(piece.points)
