@@ -22,7 +22,8 @@ from .commands import command
 from .files import write_atomic
 
 PACKAGE = Path(__file__).resolve().parent  # the installed daw_bridge package
-PROTOCOL_MODULES = ("osc.py", "protocol.py")  # what DAW scripts import from daw_bridge: standard library only
+# what DAW scripts import from daw_bridge: standard library only
+PROTOCOL_MODULES = ("osc.py", "protocol.py", "curves.py", "midi_expression.py")
 
 INSTALLERS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], str]]] = {}
 

@@ -150,6 +150,23 @@ class Note:
     selected: bool = False
 
 
+@dataclass
+class CC:
+    """A MIDI item's CC-lane event (REAPER's MIDI_GetCC): ppq, status nibble (0xA0 poly aftertouch, 0xB0 CC, 0xD0
+    channel pressure, 0xE0 pitch bend), channel, the two data bytes (pitch bend: LSB, MSB), and the shape of the
+    line to the lane's next event (MIDI_GetCCShape: 0 square, 1 linear, 2 slow start/end, 3 fast start, 4 fast end,
+    5 bezier)."""
+    ppq: float
+    chanmsg: int
+    chan: int
+    msg2: int
+    msg3: int = 0
+    shape: int = 0
+    beztension: float = 0.0
+    muted: bool = False
+    selected: bool = False
+
+
 class Source(Obj):
     ctype = "PCM_source*"
 
@@ -171,6 +188,7 @@ class Take(Obj):
         super().__init__(sim)
         self.item = item
         self.notes = notes  # None: not MIDI
+        self.ccs: list[CC] = []
         self.source: Source | None = None
         self.name = ""
         self.start_offset = 0.0  # seconds (D_STARTOFFS); for MIDI in quarter notes via the tempo map
@@ -185,6 +203,10 @@ class Take(Obj):
 
     def sorted_notes(self) -> list[Note]:
         return sorted(self.notes, key=lambda n: (n.start, n.pitch))
+
+    def sorted_ccs(self) -> list[CC]:
+        """REAPER keeps a take's CC events sorted by position."""
+        return sorted(self.ccs, key=lambda c: c.ppq)
 
 
 class Item(Obj):
@@ -457,6 +479,24 @@ class ReaperSim:
         track.items.append(item)
         self.changed()
         return item
+
+    def add_cc(self, item: Item, qn: float, chanmsg: int, chan: int, msg2: int, msg3: int = 0, shape: int = 0) -> CC:
+        """A CC-lane event at `qn` quarter notes from the item's start (what drawing in a CC lane makes)."""
+        cc = CC(qn * PPQ, chanmsg, chan, msg2, msg3, shape)
+        item.take.ccs.append(cc)
+        self.changed(item.project)
+        return cc
+
+    def add_bend(self, item: Item, qn: float, value: int, chan: int = 0, shape: int = 0) -> CC:
+        """A pitch-bend event, value -8192..8191 (0 = centre)."""
+        raw = value + 8192
+        return self.add_cc(item, qn, 0xE0, chan, raw & 0x7F, raw >> 7, shape)
+
+    def set_cc(self, item: Item, cc: CC, **changes) -> None:
+        """Edit a CC event (drag it in the CC lane)."""
+        for name, value in changes.items():
+            setattr(cc, name, value)
+        self.changed(item.project)
 
     def add_audio_item(self, track: Track, path: str, position: float, length: float) -> Item:
         item = Item(self, track, position, length, beats=False)
@@ -992,7 +1032,7 @@ class ReaperSim:
     def api_MIDI_CountEvts(self, take, notecntOut, ccevtcntOut, textsyxevtcntOut):
         if take is None or not take.is_midi:
             return 0, {"notecntOut": 0, "ccevtcntOut": 0, "textsyxevtcntOut": 0}
-        return len(take.notes), {"notecntOut": len(take.notes), "ccevtcntOut": 0, "textsyxevtcntOut": 0}
+        return len(take.notes), {"notecntOut": len(take.notes), "ccevtcntOut": len(take.ccs), "textsyxevtcntOut": 0}
 
     def api_MIDI_GetNote(self, take, noteidx, selectedOut, mutedOut, startppqposOut, endppqposOut, chanOut,
                          pitchOut, velOut):
@@ -1002,6 +1042,20 @@ class ReaperSim:
         n = notes[noteidx]
         return True, {"selectedOut": n.selected, "mutedOut": n.muted, "startppqposOut": n.start,
                       "endppqposOut": n.end, "chanOut": n.chan, "pitchOut": n.pitch, "velOut": n.vel}
+
+    def api_MIDI_GetCC(self, take, ccidx, selectedOut, mutedOut, ppqposOut, chanmsgOut, chanOut, msg2Out, msg3Out):
+        ccs = take.sorted_ccs() if take is not None and take.is_midi else []
+        if not 0 <= ccidx < len(ccs):
+            return False, {}
+        c = ccs[ccidx]
+        return True, {"selectedOut": c.selected, "mutedOut": c.muted, "ppqposOut": c.ppq, "chanmsgOut": c.chanmsg,
+                      "chanOut": c.chan, "msg2Out": c.msg2, "msg3Out": c.msg3}
+
+    def api_MIDI_GetCCShape(self, take, ccidx, shapeOut, beztensionOut):
+        ccs = take.sorted_ccs() if take is not None and take.is_midi else []
+        if not 0 <= ccidx < len(ccs):
+            return False, {}
+        return True, {"shapeOut": ccs[ccidx].shape, "beztensionOut": ccs[ccidx].beztension}
 
     def api_MIDI_GetProjTimeFromPPQPos(self, take, ppqpos):
         if take is None:
@@ -1014,6 +1068,9 @@ class ReaperSim:
         if take is None or not take.is_midi:
             return False, {"hashOut": ""}
         text = repr([(n.start, n.end, n.pitch, n.vel, n.chan, n.muted) for n in take.sorted_notes()])
+        if not notesonly:
+            text += repr([(c.ppq, c.chanmsg, c.chan, c.msg2, c.msg3, c.shape, c.beztension, c.muted)
+                          for c in take.sorted_ccs()])
         return True, {"hashOut": hashlib.sha1(text.encode()).hexdigest()[:max(0, hashOut_sz - 1)]}
 
     # ---- FX and envelopes

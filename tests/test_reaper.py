@@ -506,3 +506,56 @@ def test_follow_mode_across_project_tabs_and_the_terminate_answer(session, tmp_p
     session.start(FOLLOW)
     assert sim.running() == 0 and runners(sim) == [] and sim.ext_state[("ddsp", "follow")] == ""
     assert "deleted" not in sim.console_text() and not sim.errors
+
+
+def curved_audio(notes, length):
+    """The engine's own render of note dicts (with curves) from the parametric preset."""
+    return render_clip(Clip.from_data(notes), load_preset("parametric"), RATE, seed=0, duration=length).audio
+
+
+def test_pitch_bend_renders_and_follow_mode_follows_an_edit_of_it(session):
+    """An item's pitch bend (MIDI_GetCC) bends its notes; dragging the bend event re-renders incrementally."""
+    sim = session.sim
+    track = sim.add_track("Cello")
+    item = sim.add_midi_item(track, 0, 4, [(0, 1.8, 57, 100), (2, 3.8, 60, 100)])
+    sim.add_bend(item, 0, 0)
+    bend = sim.add_bend(item, 1, 4096)  # +1 semitone (default range 2) halfway through the first note
+    sim.select_only(item)
+    session.run(RENDER)
+    (render,) = session.render_items("Cello")
+    notes = [{"id": "a", "pitch": 57, "onset": 0.0, "offset": 0.9, "curves": {"cents": [[0, 0], [0.5, 0], [0.5, 100]]}},
+             {"id": "b", "pitch": 60, "onset": 1.0, "offset": 1.9, "curves": {"cents": [[0, 100]]}}]
+    np.testing.assert_allclose(audio_of(render), curved_audio(notes, 2.0), atol=1e-5)
+    session.start(FOLLOW)
+    session.run_for(0.5)
+    sim.set_cc(item, bend, msg2=0, msg3=112)  # 112 * 128 - 8192 = 6144: +1 semitone becomes +1.5
+    session.wait_for("follow: rendered")
+    assert "incremental" in sim.console_text()
+    cents = 6144 / 8192 * 200
+    notes[0]["curves"]["cents"][-1][1] = notes[1]["curves"]["cents"][0][1] = cents
+    memory = state_of(item)["notes"]
+    for n, key in zip(notes, ("57@0", "60@1920")):
+        n["controls"] = memory[key]["c"]
+    np.testing.assert_allclose(audio_of(render), curved_audio(notes, 2.0), atol=1e-5)
+    session.start(FOLLOW)
+    sim.run_until(timeout=10)
+
+
+def test_mpe_per_channel_bend_bends_one_note_of_a_chord(session):
+    """A track set to an MPE lower zone (P_EXT:ddsp_mpe): notes on member channels 2 and 3 each take their own
+    channel's bend at 48 semitones, plus the master channel's."""
+    sim = session.sim
+    track = sim.add_track("Strings")
+    track.ext["ddsp_mpe"] = "lower"
+    item = sim.add_midi_item(track, 0, 4, [(0, 3, 60, 100), (0, 3, 67, 100)])
+    item.take.notes[0].chan, item.take.notes[1].chan = 1, 2
+    sim.add_bend(item, 1, 341, chan=2)  # +199.8 cents at 48 semitones, on the G only
+    sim.add_bend(item, 2, 2048, chan=0)  # the master channel: +50 cents on both
+    sim.select_only(item)
+    session.run(RENDER)
+    (render,) = session.render_items("Strings")
+    g = 341 / 8192 * 4800
+    notes = [{"id": "c", "pitch": 60, "onset": 0.0, "offset": 1.5, "curves": {"cents": [[0, 0], [1, 0], [1, 50]]}},
+             {"id": "g", "pitch": 67, "onset": 0.0, "offset": 1.5,
+              "curves": {"cents": [[0, 0], [0.5, 0], [0.5, g], [1, g], [1, g + 50]]}}]
+    np.testing.assert_allclose(audio_of(render), curved_audio(notes, 2.0), atol=1e-5)

@@ -138,7 +138,8 @@ def test_installer_layout_and_config(tmp_path):
         [s.name for s in ACTIONS] + ["ddsp_reaper", "daw_bridge", "ddsp_config.json", "__init__.py"])
     assert sorted(x.name for x in (scripts / "ddsp_reaper").iterdir()) == [s.name for s in PACKAGE]
     assert all((scripts / "ddsp_reaper" / s.name).read_bytes() == s.read_bytes() for s in PACKAGE)
-    assert sorted(x.name for x in (scripts / "daw_bridge").iterdir()) == ["__init__.py", "osc.py", "protocol.py"]
+    assert sorted(x.name for x in (scripts / "daw_bridge").iterdir()) == ["__init__.py", "curves.py", "midi_expression.py",
+                                                                    "osc.py", "protocol.py"]
     assert jsfx.read_text() == (ROOT / "daw_bridge" / "reaper" / "ddsp_expression.jsfx").read_text()
     stored = json.loads((scripts / "ddsp_config.json").read_text())
     assert stored["port"] == 9999 and stored["engine_command"][:3] == ["/venv/bin/python", "-m", "engine"]

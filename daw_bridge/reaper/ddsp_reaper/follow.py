@@ -111,7 +111,7 @@ class Follower(Runner):
             if track not in tracks:
                 watch = self.watches.setdefault(track, LaneWatch(track))
                 tracks[track] = (track_preset(track), watch.fingerprint())
-            fingerprint = "|".join([RPR_MIDI_GetHash(take, True, "", 64)[3], repr(followed.numbers), *tracks[track],
+            fingerprint = "|".join([RPR_MIDI_GetHash(take, False, "", 64)[3], repr(followed.numbers), *tracks[track],
                                     repr(self.tempo), str(rate), followed.name])
             if fingerprint != followed.print:
                 followed.print = fingerprint

@@ -1,5 +1,6 @@
-"""What one render of a MIDI item sends: its notes (as REAPER plays them) and their controls (remembered, or
-edited on the lanes)."""
+"""What one render of a MIDI item sends: its notes (as REAPER plays them), their controls (remembered, or
+edited on the lanes) and their curves (the item's pitch bend, CC11, pressure and CC74 events, MPE per-channel bends:
+daw_bridge.midi_expression)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,12 +11,15 @@ import time
 from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 
 from daw_bridge import protocol as p
+from daw_bridge.curves import curves_to_data
+from daw_bridge.midi_expression import Event, Zones, note_curves
 
 from . import memory
 from .lanes import Lanes
 from .project import (current_project, is_render_track, item_span, item_string, midi_take, project_id,
-                      project_sample_rate, track_items, track_label, track_preset, track_string)
-from .settings import EDIT_TOLERANCE, EVAL_AFTER, SAME_TIME, Skip
+                      project_sample_rate, track_bend_range, track_items, track_label, track_preset, track_string,
+                      track_zones)
+from .settings import CC_RAMP_STEP, EDIT_TOLERANCE, EVAL_AFTER, SAME_TIME, Skip
 
 
 def read_notes(take, position: float, length: float) -> list[dict]:
@@ -26,7 +30,8 @@ def read_notes(take, position: float, length: float) -> list[dict]:
     count = RPR_MIDI_CountEvts(take, 0, 0, 0)[2]
     notes, seen = [], {}
     for index in range(count):
-        ok, _, _, _, muted, start, end, _, pitch, velocity = RPR_MIDI_GetNote(take, index, 0, 0, 0.0, 0.0, 0, 0, 0)
+        ok, _, _, _, muted, start, end, channel, pitch, velocity = RPR_MIDI_GetNote(take, index, 0, 0, 0.0, 0.0, 0,
+                                                                                    0, 0)
         if not ok or muted:
             continue
         t0 = RPR_MIDI_GetProjTimeFromPPQPos(take, start)
@@ -39,9 +44,57 @@ def read_notes(take, position: float, length: float) -> list[dict]:
         seen[base] = seen.get(base, 0) + 1
         note_id = base if seen[base] == 1 else f"{base}#{seen[base]}"
         notes.append({"id": note_id, "pitch": int(pitch), "velocity": max(1, int(velocity)), "onset": onset,
-                      "offset": offset, "time": t0})
+                      "offset": offset, "time": t0, "channel": int(channel)})
     notes.sort(key=lambda n: (n["onset"], -n["pitch"]))
     return notes
+
+
+KINDS = {0xA0: "poly", 0xB0: "cc", 0xD0: "pressure", 0xE0: "bend"}
+
+
+def read_events(take, position: float) -> list[Event]:
+    """The take's unmuted pitch-bend, CC, channel-pressure and key-pressure events (MIDI_GetCC), times in seconds
+    from the item start (those before it count as the state at its start). A line shape other than square
+    (MIDI_GetCCShape: linear, slow/fast, bezier) becomes a linear ramp of steps every CC_RAMP_STEP seconds to the
+    lane's next event, as REAPER plays a shaped line as a stream of events."""
+    count = RPR_MIDI_CountEvts(take, 0, 0, 0)[3]
+    raw = []
+    for index in range(count):
+        ok, _, _, _, muted, ppq, chanmsg, channel, msg2, msg3 = RPR_MIDI_GetCC(take, index, 0, 0, 0.0, 0, 0, 0, 0)
+        kind = KINDS.get(int(chanmsg))
+        if not ok or muted or kind is None:
+            continue
+        shape = RPR_MIDI_GetCCShape(take, index, 0, 0.0)[3]
+        number = int(msg2) if kind in ("cc", "poly") else 0
+        value = {"bend": int(msg3) * 128 + int(msg2) - 8192, "pressure": int(msg2)}.get(kind, int(msg3))
+        time_ = RPR_MIDI_GetProjTimeFromPPQPos(take, ppq) - position
+        raw.append((time_, int(channel), kind, number, value, int(shape)))
+    events = []
+    following: dict[tuple, tuple] = {}
+    for event in reversed(raw):  # each event's next one on the same lane
+        lane = event[1:4]
+        time_, channel, kind, number, value, shape = event
+        events.append(Event(time_, channel, kind, number, value))
+        after = following.get(lane)
+        if shape and after is not None and after[0] - time_ > CC_RAMP_STEP:
+            steps = int((after[0] - time_) / CC_RAMP_STEP)
+            for k in range(1, steps):
+                fraction = k / steps
+                events.append(Event(time_ + fraction * (after[0] - time_), channel, kind, number,
+                                    int(round(value + fraction * (after[4] - value)))))
+        following[lane] = event
+    return sorted(events, key=lambda e: e.time)
+
+
+def add_curves(notes: list[dict], take, track, position: float) -> None:
+    """Give each note its curves from the take's bends and controllers (with the track's bend range and MPE
+    setting)."""
+    events = read_events(take, position)
+    if not events:
+        return
+    for note, curves in zip(notes, note_curves(notes, events, track_zones(track), track_bend_range(track))):
+        if curves:
+            note["curves"] = curves_to_data(curves)
 
 
 def check_overlaps(item, track) -> None:
@@ -87,6 +140,7 @@ class ClipRequest:
         self.notes = read_notes(self.take, self.position, self.length)
         if not self.notes:
             raise Skip("it has no notes to render (empty, all muted, or all outside the item)")
+        add_curves(self.notes, self.take, self.track, self.position)
         if len(self.notes) > p.MAX_NOTES:
             raise Skip(f"it has {len(self.notes)} notes; the engine takes at most {p.MAX_NOTES}")
         self.regenerate = regenerate
@@ -120,12 +174,14 @@ class ClipRequest:
     def _signature(self) -> str:
         data = [self.preset, self.sample_rate, self.seed, round(self.position, 9), round(self.length, 9),
                 [(n["id"], n["pitch"], round(n["onset"], 9), round(n["offset"], 9), n["velocity"],
-                  None if c is None else [round(x, 6) for x in c]) for n, c in zip(self.notes, self.controls)]]
+                  None if c is None else [round(x, 6) for x in c], n.get("curves"))
+                 for n, c in zip(self.notes, self.controls)]]
         return hashlib.sha1(json.dumps(data).encode()).hexdigest()
 
     def wire_notes(self) -> list[dict]:
         return [{"id": n["id"], "pitch": n["pitch"], "onset": n["onset"], "offset": n["offset"],
-                 "velocity": n["velocity"], "controls": c} for n, c in zip(self.notes, self.controls)]
+                 "velocity": n["velocity"], "controls": c, **({"curves": n["curves"]} if "curves" in n else {})}
+                for n, c in zip(self.notes, self.controls)]
 
     def file_name(self) -> str:
         """A fresh bare file name for the engine (docs/protocol.md: [A-Za-z0-9][A-Za-z0-9._-]*.wav)."""

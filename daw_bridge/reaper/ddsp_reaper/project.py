@@ -8,7 +8,9 @@ import os
 
 from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 
-from .settings import COMPANION_OF, DEFAULT_PRESET, SECTION, TRACK_PRESET
+from daw_bridge.midi_expression import DEFAULT_BEND_SEMITONES, Zones
+
+from .settings import COMPANION_OF, DEFAULT_PRESET, SECTION, TRACK_BEND_RANGE, TRACK_MPE, TRACK_PRESET
 
 
 def valid(pointer) -> bool:
@@ -92,3 +94,29 @@ def project_sample_rate_numbers() -> tuple:
 
 def track_preset(track) -> str:
     return track_string(track, TRACK_PRESET) or DEFAULT_PRESET
+
+
+def track_bend_range(track) -> float:
+    """The track's pitch-bend range in semitones (P_EXT:ddsp_bend_range) for channels that set none with RPN 0;
+    default 2; a bad value counts as the default."""
+    try:
+        value = float(track_string(track, TRACK_BEND_RANGE) or DEFAULT_BEND_SEMITONES)
+    except ValueError:
+        return DEFAULT_BEND_SEMITONES
+    return value if 0.0 <= value <= 96.0 else DEFAULT_BEND_SEMITONES
+
+
+def track_zones(track) -> Zones | None:
+    """The track's MPE zones (P_EXT:ddsp_mpe: "lower", "upper", "lower 7", "lower 7 upper 7"; a number is the
+    member-channel count, default 15), or None: from the MPE configuration messages in the item, if any."""
+    words = track_string(track, TRACK_MPE).lower().split()
+    if not words:
+        return None
+    zones = Zones()
+    for i, word in enumerate(words):
+        if word in ("lower", "upper"):
+            count = int(words[i + 1]) if i + 1 < len(words) and words[i + 1].isdigit() else 15
+            setattr(zones, word, min(count, 15))
+    if zones.lower and zones.upper and zones.lower + zones.upper > 14:
+        zones.upper = max(0, 14 - zones.lower)
+    return zones

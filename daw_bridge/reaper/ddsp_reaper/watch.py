@@ -3,7 +3,7 @@ char* argument, a string in or out (~0.2 ms each on REAPER's UI thread), so:
 
 - while REAPER reports no change (the project's state change count, no render noted), the periodic check reads
   numbers only: `item_numbers`, `LaneWatch.counts`, `tempo_numbers`, the project rate; no string at all;
-- after a change, a followed item costs one string read (its notes' `MIDI_GetHash`) and a track with followed items
+- after a change, a followed item costs one string read (its notes' and CC events' `MIDI_GetHash`) and a track with followed items
   seven (its preset, its six lanes' state chunks), however many notes they hold;
 - only an item whose fingerprint changed has its render request rebuilt (about ten calls a note).
 """
@@ -27,10 +27,10 @@ def tempo_numbers() -> tuple:
 
 
 def item_numbers(item, take) -> tuple:
-    """An item's track, active take, place, take offset and rate, and its number of notes."""
+    """An item's track, active take, place, take offset and rate, and its numbers of notes and CC events."""
     return (RPR_GetMediaItem_Track(item), RPR_GetActiveTake(item), *item_span(item),
             RPR_GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"), RPR_GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"),
-            RPR_MIDI_CountEvts(take, 0, 0, 0)[2])
+            *RPR_MIDI_CountEvts(take, 0, 0, 0)[2:4])
 
 
 @dataclass
