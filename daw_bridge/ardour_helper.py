@@ -20,7 +20,12 @@ The request file (UTF-8, tab-separated, one item per line):
     sample_rate  <Hz>
     samples      <file length in samples: the region's length>
     seed         <int>
-    note         <id> <pitch> <onset s> <offset s> <velocity> <six controls; all six -1: the engine chooses>
+    note         <id> <pitch> <onset s> <offset s> <velocity> <six controls; all six -1: the engine chooses> [<channel>]
+    event        <bend|cc|pressure|poly> <channel 0-15> <number> <time s from the region start> <value> <ramp 0/1>
+
+`event` lines are the region's controller data (pitch bend -8192..8191, CC/pressure 0..127; ramp 1: the line to the
+lane's next event is interpolated); they become the notes' curves (daw_bridge.midi_expression, as a MIDI file's
+would), sent to the engine with the notes.
 """
 from __future__ import annotations
 
@@ -38,7 +43,9 @@ import numpy as np
 from . import protocol as p
 from .client import EngineClient, EngineError
 from .commands import command, engine_arguments
+from .curves import curves_to_data
 from .files import write_atomic
+from .midi_expression import Event, expand_ramps, note_curves
 
 MAGIC = "ddsp-ardour-request"
 VERSION = "1"
@@ -66,12 +73,14 @@ def parse_request(text: str) -> Request:
     if not lines or lines[0].split("\t") != [MAGIC, VERSION]:
         raise RequestError(f"not a version {VERSION} request (first line must be '{MAGIC}<TAB>{VERSION}')")
     fields: dict[str, str] = {}
-    notes = []
+    notes, events = [], []
     for number, line in enumerate(lines[1:], start=2):
         parts = line.split("\t")
         try:
             if parts[0] == "note":
                 notes.append(_note(parts))
+            elif parts[0] == "event":
+                events.append(_event(parts))
             elif parts[0] in ("clip", "preset", "sample_rate", "samples", "seed") and len(parts) == 2:
                 fields[parts[0]] = parts[1]
             else:
@@ -91,17 +100,42 @@ def parse_request(text: str) -> Request:
         raise RequestError(f"sample_rate {sample_rate} outside {p.MIN_SAMPLE_RATE}..{p.MAX_SAMPLE_RATE}")
     if not 0 < samples <= p.MAX_SECONDS * sample_rate:
         raise RequestError(f"samples {samples} outside 1..{int(p.MAX_SECONDS)} s")
+    _add_curves(notes, events)
     return Request(fields["clip"], fields["preset"], sample_rate, samples, seed, notes)
 
 
+def _event(parts: list[str]) -> tuple[Event, bool]:
+    if len(parts) != 7 or parts[1] not in ("bend", "cc", "pressure", "poly"):
+        raise ValueError("an event has 6 fields: bend|cc|pressure|poly, channel, number, time, value, ramp")
+    time_ = float(parts[4])
+    if not math.isfinite(time_):
+        raise ValueError("event time must be finite")
+    channel, number, value = int(parts[2]), int(parts[3]), int(parts[5])
+    low, high = (-8192, 8191) if parts[1] == "bend" else (0, 127)
+    if not (0 <= channel <= 15 and 0 <= number <= 127 and low <= value <= high):
+        raise ValueError(f"event channel, number or value out of range: {parts[2:6]}")
+    return Event(time_, channel, parts[1], number, value), parts[6] == "1"
+
+
+def _add_curves(notes: list[dict], events: list[tuple[Event, bool]]) -> None:
+    """The notes' curves from the region's controller events (the notes' channels then leave the dicts)."""
+    curves = note_curves(notes, expand_ramps(events)) if events else [()] * len(notes)
+    for note, found in zip(notes, curves):
+        note.pop("channel", None)
+        if found:
+            note["curves"] = curves_to_data(found)
+
+
 def _note(parts: list[str]) -> dict:
-    if len(parts) != 12:
-        raise ValueError(f"a note has 11 fields, got {len(parts) - 1}")
-    values = [float(v) for v in parts[6:]]
+    if len(parts) not in (12, 13):
+        raise ValueError(f"a note has 11 fields (12 with its channel), got {len(parts) - 1}")
+    values = [float(v) for v in parts[6:12]]
     if not all(math.isfinite(v) for v in values):
         raise ValueError("controls must be finite")
     note = {"id": parts[1], "pitch": int(parts[2]), "onset": float(parts[3]), "offset": float(parts[4]),
-            "velocity": int(parts[5])}
+            "velocity": int(parts[5]), "channel": int(parts[12]) if len(parts) == 13 else 0}
+    if not 0 <= note["channel"] <= 15:
+        raise ValueError(f"channel {note['channel']} is outside 0..15")
     if not all(v == p.GENERATE for v in values):
         note["controls"] = [min(1.0, max(0.0, v)) for v in values]
     return note

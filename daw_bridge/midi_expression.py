@@ -50,6 +50,30 @@ class Event(NamedTuple):
     value: int
 
 
+RAMP_STEP = 0.01  # s between the steps an interpolated controller line is played as
+
+
+def expand_ramps(events: Sequence[tuple[Event, bool]], step: float = RAMP_STEP) -> list[Event]:
+    """Events, each with whether the line from it to the next event of its lane (channel, kind, number) is
+    interpolated (a DAW's linear or shaped line) rather than a step -> events, sorted by time, with each such line
+    played as steps every `step` seconds on a linear ramp (as a DAW plays it as a stream of events; curved
+    shapes are taken as linear)."""
+    out: list[Event] = []
+    following: dict[tuple, Event] = {}
+    for event, ramps in sorted(events, key=lambda e: e[0].time, reverse=True):
+        lane = (event.channel, event.kind, event.number)
+        out.append(event)
+        after = following.get(lane)
+        if ramps and after is not None and after.time - event.time > step:
+            steps = int((after.time - event.time) / step)
+            for k in range(1, steps):
+                fraction = k / steps
+                out.append(event._replace(time=event.time + fraction * (after.time - event.time),
+                                          value=int(round(event.value + fraction * (after.value - event.value)))))
+        following[lane] = event
+    return sorted(out, key=lambda e: e.time)
+
+
 def expression_db(value: float | None) -> float:
     """CC11 0..127 -> dB: 40 log10(v / 127), -120 at 0; 0 when absent."""
     if value is None:

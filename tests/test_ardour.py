@@ -68,13 +68,29 @@ def test_parse_request_reads_notes_and_controls():
     assert b["controls"] == [0.1, 0.2, 0.3, 0.4, 0.5, 1.0]  # clamped into the lanes' range
 
 
+def test_parse_request_turns_controller_events_into_curves():
+    """`event` lines (pitch bend, CC11 on the notes' channels) become the notes' curves, as from a MIDI file; a
+    linear line ramps in 10 ms steps."""
+    text = request_text() + "".join(["note\tc\t67\t0.6\t0.9\t100\t-1\t-1\t-1\t-1\t-1\t-1\t3\n",
+                                     "event\tbend\t0\t0\t0.55\t4096\t0\n",
+                                     "event\tcc\t3\t11\t0.6\t127\t1\n", "event\tcc\t3\t11\t0.7\t0\t0\n"])
+    a, b, c = parse_request(text).notes
+    assert "curves" not in a  # the bend comes after it ends
+    assert b["curves"] == {"cents": [[0.0, 100.0]]}  # and holds through the next note of its channel
+    gain = c["curves"]["gain_db"]
+    assert gain[0] == [0.0, 0.0] and gain[-1] == [pytest.approx(0.1), -120.0] and len(gain) == 2 * 10 - 1
+    assert all("channel" not in n for n in (a, b, c))
+
+
 @pytest.mark.parametrize("text, message", [
+    (request_text() + "event\tbend\t0\t0\t0.3\t9000\t0\n", "out of range"),
+    (request_text() + "event\twheel\t0\t0\t0.3\t1\t0\n", "an event has 6 fields"),
     ("", "not a version 1 request"),
     ("ddsp-ardour-request\t2\n", "not a version 1 request"),
     (request_text().replace("preset\tparametric\n", ""), "missing preset"),
     (request_text(notes=[]), "no notes"),
     (request_text().replace("\t100\t", "\tloud\t", 1), "line 7"),
-    (request_text() + "note\tx\t60\t0\t1\n", "line 9: a note has 11 fields, got 4"),
+    (request_text() + "note\tx\t60\t0\t1\n", r"line 9: a note has 11 fields \(12 with its channel\), got 4"),
     (request_text() + "colour\tred\n", "line 9: unknown item 'colour'"),
     (request_text(rate=8000), "sample_rate 8000 outside"),
     (request_text(samples=0), "samples 0 outside"),

@@ -62,6 +62,14 @@ for pitch, start, length, velocity in spec:gmatch("(%d+):([%d%.]+):([%d%.]+):(%d
     Temporal.Beats.from_double(tonumber(length)), tonumber(pitch), tonumber(velocity)))
 end
 model:apply_command(s, cmd)
+-- arg[8]: pitch-bend points "channel:beat:raw value" (raw 0..16383, 8192 = centre), drawn as steps
+for channel, beat, value in (arg[8] or ""):gmatch("(%d+):([%d%.]+):(%d+)") do
+  local list = model:automation_control(Evoral.Parameter(ARDOUR.AutomationType.MidiPitchBenderAutomation,
+    tonumber(channel), 0), true):alist()
+  list:set_interpolation(Evoral.InterpolationStyle.Discrete)
+  list:add(Temporal.timepos_t.from_ticks(math.floor(tonumber(beat) * Temporal.ticks_per_beat + 0.5)), tonumber(value),
+    false, false)
+end
 s:save_state("", false, false, false, false, false)
 print("built")
 close_session()
@@ -118,6 +126,30 @@ for i, pt in ipairs(points) do
   if i == 1 then cl:add(Temporal.timepos_t.from_ticks(pt[1]), pt[2], false, false)
   else cl:editor_add(Temporal.timepos_t.from_ticks(pt[1]), pt[2], false) end
 end
+s:save_state("", false, false, false, false, false)
+print("edited")
+close_session()
+"""
+
+
+EDIT_BEND = r"""
+-- move the pitch-bend point of channel arg[3] at source tick arg[4] to raw value arg[5] (dragging it in the editor)
+AudioEngine:set_backend("None (Dummy)", "", "")
+local s = assert(load_session(arg[1], arg[2]), "load_session failed")
+local channel, at, value = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+local region
+for r in s:route_by_name("melody"):to_track():playlist():region_list():iter() do region = r end
+local list = region:to_midiregion():model():automation_control(
+  Evoral.Parameter(ARDOUR.AutomationType.MidiPitchBenderAutomation, channel, 0), false):alist()
+local points, found = {}, false
+for e in list:events():iter() do
+  local t = e.when:ticks()
+  points[#points + 1] = { t, t == at and value or e.value }
+  found = found or t == at
+end
+assert(found, "no bend point at " .. at)
+list:clear_list()
+for _, pt in ipairs(points) do list:add(Temporal.timepos_t.from_ticks(pt[1]), pt[2], false, false) end
 s:save_state("", false, false, false, false, false)
 print("edited")
 close_session()
@@ -182,11 +214,13 @@ def ardour(tmp_path_factory):
             engine.kill()
 
 
-def build_session(ardour, name, notes=NOTES):
+def build_session(ardour, name, notes=NOTES, bends=()):
+    """bends: (channel, beat from the region start, raw value 0..16383) pitch-bend steps."""
     folder = ardour["tmp"] / name
     spec = ";".join(f"{pitch}:{start}:{length}:{velocity}" for pitch, start, length, velocity in with_velocity(notes))
+    bend_spec = ";".join(f"{channel}:{beat}:{value}" for channel, beat, value in bends)
     assert run_lua(ardour["env"], ardour["tmp"], "build", BUILD, folder, name, RATE, BPM, REGION_BEAT, REGION_BEATS,
-                   spec) == ["built"]
+                   spec, bend_spec) == ["built"]
     return folder
 
 
@@ -402,3 +436,37 @@ def test_chords_share_a_lane_point_that_is_what_each_note_plays(ardour):
         for (t, value, _), (t0, value0, _) in zip(lanes_after[k], lanes[k]):
             assert t == t0 and (value == value0 or (k, t) == (0, CHORD_TICK)), (k, t)
     assert np.float32(lanes_after[0][starts.index(CHORD_TICK)][1]) == np.float32(0.3)
+
+
+BENDS = [(1, 1.75, 12288), (1, 2.125, 8192)]  # +100 cents (default range 2 semitones) inside the second note, then back
+
+
+def test_pitch_bend_bends_its_note_and_an_edit_of_it_rerenders_that_note(ardour):
+    """The region's pitch bend (its MIDI model's controller list, on the notes' channel 2) reaches the engine as
+    the second note's curve; the audio is the engine's render of the notes with that curve (computed here from
+    beats and tempo). Dragging the bend point to the top re-renders that note only, incrementally."""
+    folder = build_session(ardour, "bends", NOTES, BENDS)
+    notes = expected_notes()
+    bent = notes[1]
+    step = round(1.75 * SECONDS_PER_BEAT * RATE) / RATE - bent["onset"]  # 0.15 s into the note
+
+    def reference(cents, clip):
+        sent = [{k: v for k, v in n.items() if k != "tick"} for n in notes]
+        sent[1]["curves"] = {"cents": [[0.0, 0.0], [step, 0.0], [step, cents]]}
+        with EngineClient("127.0.0.1", ardour["port"], "test") as engine:
+            result = engine.render(clip, "parametric", sent, RATE, region_span()[1] / RATE, 0)
+        return sf.read(result.path, dtype="float32")[0]
+
+    (first,) = render_headless(ardour, folder)
+    assert (first["mode"], first["notes"]) == ("full", "4")
+    before, _ = audio_of(ardour, folder)
+    assert np.max(np.abs(before - reference(100.0, "ardour-test-bend")[:len(before)])) <= 1e-6
+    tick = round(1.75 * TICKS)  # the bend point, in ticks from the source start (the region starts the source)
+    assert run_lua(ardour["env"], ardour["tmp"], "edit_bend", EDIT_BEND, folder, "bends", 1, tick, 16383) == \
+        ["edited"]
+    (second,) = render_headless(ardour, folder)
+    assert (second["mode"], second["rerendered"]) == ("incremental", "1")
+    after, _ = audio_of(ardour, folder)
+    assert np.max(np.abs(after - reference(8191 / 8192 * 200, "ardour-test-bend-2")[:len(after)])) <= 1e-6
+    onset = round((bent["onset"] + step) * RATE)
+    assert np.max(np.abs(after[:onset - round(0.01 * RATE)] - before[:onset - round(0.01 * RATE)])) == 0.0

@@ -274,3 +274,13 @@ def test_curves_travel_in_chunks_and_the_service_renders_them(tmp_path, parametr
         audio, _ = sf.read(second.path, dtype="float32")
     assert second.mode == "incremental" and sent[0]["id"] in second.rerendered
     assert np.abs(audio - render_clip(Clip.from_data(sent), parametric, 22050).audio).max() < 1e-5
+
+
+def test_interpolated_controller_lines_play_as_10_ms_steps():
+    from daw_bridge.midi_expression import Event, expand_ramps
+
+    events = expand_ramps([(Event(0.0, 0, "cc", 11, 0), True), (Event(0.1, 0, "cc", 11, 100), False),
+                           (Event(0.05, 1, "cc", 11, 50), True)])  # alone on its lane: nothing to ramp to
+    lane = [(round(e.time, 6), e.value) for e in events if e.channel == 0]
+    assert lane == [(round(k / 100, 6), 10 * k) for k in range(11)]
+    assert [(e.time, e.value) for e in events if e.channel == 1] == [(0.05, 50)]

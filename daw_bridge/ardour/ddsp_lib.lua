@@ -2,7 +2,8 @@
 -- driver (ddsp_headless.lua, under ardour7-lua). Loaded with loadfile(); returns a table of functions.
 --
 -- One render of a MIDI region:
---   1. read its notes in seconds from the region start, through the tempo map (region_notes);
+--   1. read its notes in seconds from the region start, through the tempo map (region_notes), and the pitch bend,
+--      CC11, CC74 and channel pressure of its MIDI model (region_events), which become the notes' curves;
 --   2. read the six lanes of the "DDSP Expression" plugin on its track at each note's start (lane_controls);
 --   3. run the helper process (`python -m daw_bridge ardour-render`), which talks to the engine over OSC, since
 --      Ardour's Lua can send UDP but not receive it; it prints the per-note controls and a raw float32 file;
@@ -108,7 +109,7 @@ function M.region_notes (region, span)
 		local off = math.min (on + ticks (note:length ()), span.t1)
 		if on >= span.t0 and on < span.t1 and off > on then
 			notes[#notes + 1] = {
-				pitch = note:note (), velocity = note:velocity (), abs = on,
+				pitch = note:note (), velocity = note:velocity (), abs = on, channel = note:channel (),
 				onset = (at_ticks (on):samples () - span.pos) / sr,
 				offset = (at_ticks (off):samples () - span.pos) / sr,
 			}
@@ -225,9 +226,49 @@ function M.write_lanes (proc, notes, controls, span)
 	end
 end
 
+-- The controller data that shapes notes (daw_bridge/midi_expression.py): kind, Ardour's parameter type, number
+M.CURVE_SOURCES = {
+	{ "bend", ARDOUR.AutomationType.MidiPitchBenderAutomation, 0 },
+	{ "cc", ARDOUR.AutomationType.MidiCCAutomation, 11 },
+	{ "cc", ARDOUR.AutomationType.MidiCCAutomation, 74 },
+	{ "pressure", ARDOUR.AutomationType.MidiChannelPressureAutomation, 0 },
+}
+
+function M.region_events (region, span)
+	-- The region's pitch bend, CC11, CC74 and channel pressure on every channel (its MIDI model's controller
+	-- lists): {kind, channel, number, time (s from the region start; a point before the start counts as the state
+	-- there), value (raw: bend -8192..8191, others 0..127), ramp (1: the line to the next point is interpolated)}.
+	-- Points at or after the region end are left out.
+	local sr = Session:nominal_sample_rate ()
+	local src0 = region:start ():ticks ()
+	local model = region:to_midiregion ():model ()
+	local events = {}
+	for channel = 0, 15 do
+		for _, source in ipairs (M.CURVE_SOURCES) do
+			local control = model:automation_control (Evoral.Parameter (source[2], channel, source[3]), false)
+			if not control:isnil () then
+				local list = control:alist ()
+				local ramp = list:interpolation () == Evoral.InterpolationStyle.Discrete and 0 or 1
+				for e in list:events ():iter () do
+					local at = span.t0 + e.when:ticks () - src0
+					if at < span.t1 then
+						local value = math.floor (e.value + 0.5)
+						if source[1] == "bend" then value = value - 8192 end
+						local time = at >= span.t0 and (at_ticks (at):samples () - span.pos) / sr
+							or -(at_ticks (2 * span.t0 - at):samples () - span.pos) / sr
+						events[#events + 1] = { kind = source[1], channel = channel, number = source[3],
+							time = time, value = value, ramp = ramp }
+					end
+				end
+			end
+		end
+	end
+	return events
+end
+
 -- ------------------------------------------------------------------------------------------------ the engine
 
-function M.request_text (config, region, notes, span)
+function M.request_text (config, region, notes, span, events)
 	local sr = Session:nominal_sample_rate ()
 	local lines = {
 		"ddsp-ardour-request\t1",
@@ -239,8 +280,12 @@ function M.request_text (config, region, notes, span)
 	}
 	for _, n in ipairs (notes) do
 		local c = n.controls or { -1, -1, -1, -1, -1, -1 }
-		lines[#lines + 1] = string.format ("note\t%s\t%d\t%.17g\t%.17g\t%d\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g",
-			n.id, n.pitch, n.onset, n.offset, n.velocity, c[1], c[2], c[3], c[4], c[5], c[6])
+		lines[#lines + 1] = string.format ("note\t%s\t%d\t%.17g\t%.17g\t%d\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\t%d",
+			n.id, n.pitch, n.onset, n.offset, n.velocity, c[1], c[2], c[3], c[4], c[5], c[6], n.channel or 0)
+	end
+	for _, e in ipairs (events or {}) do
+		lines[#lines + 1] = string.format ("event\t%s\t%d\t%d\t%.17g\t%d\t%d", e.kind, e.channel, e.number,
+			e.time, e.value, e.ramp)
 	end
 	return table.concat (lines, "\n") .. "\n"
 end
@@ -392,7 +437,7 @@ function M.render_region (config, region)
 	local proc = M.expression_plugin (track, true)
 	local from_lanes = M.lane_controls (proc, notes, span)
 
-	local reply = M.call_helper (config, M.request_text (config, region, notes, span))
+	local reply = M.call_helper (config, M.request_text (config, region, notes, span, M.region_events (region, span)))
 	if reply.error then
 		os.remove (reply.raw)
 		error (region:name () .. ": " .. reply.error, 0)

@@ -12,14 +12,14 @@ from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 
 from daw_bridge import protocol as p
 from daw_bridge.curves import curves_to_data
-from daw_bridge.midi_expression import Event, Zones, note_curves
+from daw_bridge.midi_expression import Event, expand_ramps, note_curves
 
 from . import memory
 from .lanes import Lanes
 from .project import (current_project, is_render_track, item_span, item_string, midi_take, project_id,
                       project_sample_rate, track_bend_range, track_items, track_label, track_preset, track_string,
                       track_zones)
-from .settings import CC_RAMP_STEP, EDIT_TOLERANCE, EVAL_AFTER, SAME_TIME, Skip
+from .settings import EDIT_TOLERANCE, EVAL_AFTER, SAME_TIME, Skip
 
 
 def read_notes(take, position: float, length: float) -> list[dict]:
@@ -55,8 +55,8 @@ KINDS = {0xA0: "poly", 0xB0: "cc", 0xD0: "pressure", 0xE0: "bend"}
 def read_events(take, position: float) -> list[Event]:
     """The take's unmuted pitch-bend, CC, channel-pressure and key-pressure events (MIDI_GetCC), times in seconds
     from the item start (those before it count as the state at its start). A line shape other than square
-    (MIDI_GetCCShape: linear, slow/fast, bezier) becomes a linear ramp of steps every CC_RAMP_STEP seconds to the
-    lane's next event, as REAPER plays a shaped line as a stream of events."""
+    (MIDI_GetCCShape: linear, slow/fast, bezier) is played as a linear ramp to the lane's next event
+    (daw_bridge.midi_expression.expand_ramps)."""
     count = RPR_MIDI_CountEvts(take, 0, 0, 0)[3]
     raw = []
     for index in range(count):
@@ -67,23 +67,9 @@ def read_events(take, position: float) -> list[Event]:
         shape = RPR_MIDI_GetCCShape(take, index, 0, 0.0)[3]
         number = int(msg2) if kind in ("cc", "poly") else 0
         value = {"bend": int(msg3) * 128 + int(msg2) - 8192, "pressure": int(msg2)}.get(kind, int(msg3))
-        time_ = RPR_MIDI_GetProjTimeFromPPQPos(take, ppq) - position
-        raw.append((time_, int(channel), kind, number, value, int(shape)))
-    events = []
-    following: dict[tuple, tuple] = {}
-    for event in reversed(raw):  # each event's next one on the same lane
-        lane = event[1:4]
-        time_, channel, kind, number, value, shape = event
-        events.append(Event(time_, channel, kind, number, value))
-        after = following.get(lane)
-        if shape and after is not None and after[0] - time_ > CC_RAMP_STEP:
-            steps = int((after[0] - time_) / CC_RAMP_STEP)
-            for k in range(1, steps):
-                fraction = k / steps
-                events.append(Event(time_ + fraction * (after[0] - time_), channel, kind, number,
-                                    int(round(value + fraction * (after[4] - value)))))
-        following[lane] = event
-    return sorted(events, key=lambda e: e.time)
+        at = RPR_MIDI_GetProjTimeFromPPQPos(take, ppq) - position
+        raw.append((Event(at, int(channel), kind, number, value), int(shape) != 0))
+    return expand_ramps(raw)
 
 
 def add_curves(notes: list[dict], take, track, position: float) -> None:

@@ -22,7 +22,6 @@ COMPANION_OF = "P_EXT:ddsp_companion_of"  # on a render track: the GUID of its M
 TRACK_PRESET = "P_EXT:ddsp_preset"
 TRACK_BEND_RANGE = "P_EXT:ddsp_bend_range"  # semitones, for channels that set none with RPN 0 (default 2)
 TRACK_MPE = "P_EXT:ddsp_mpe"  # "lower" / "upper" [count]: the track's MPE zones when its items carry no MCM
-CC_RAMP_STEP = 0.01  # s between the steps a shaped CC line is played as
 DEFAULT_PRESET = "parametric"
 SQUARE = 1  # envelope point shape
 EDIT_TOLERANCE = 0.0015  # a lane value further than this from what was written counts as an edit
