@@ -24,6 +24,10 @@ def send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
     parser.add_argument("--length", type=float, default=0.0, help="file length in seconds (default: notes + tail)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bend-range", type=float, default=2.0, metavar="SEMITONES",
+                        help="pitch-bend range of channels that set none with RPN 0 (default 2)")
+    parser.add_argument("--mpe", choices=["lower", "upper"],
+                        help="read the file as this MPE zone (15 member channels) when it carries no MPE configuration")
     parser.add_argument("--controls-in", metavar="FILE.json", help="per-note controls to use ({id: {name: value}} "
                                                                    "as written by --controls)")
     parser.add_argument("-o", "--output", help="write the audio here (.wav; several tracks are mixed)")
@@ -37,7 +41,7 @@ def send_arguments(parser: argparse.ArgumentParser) -> None:
 @command("send", "render a MIDI file through a running engine", send_arguments)
 def cmd_send(args: argparse.Namespace) -> None:
     try:
-        tracks = read_tracks(args.input)
+        tracks = read_tracks(args.input, args.bend_range, args.mpe)
     except MidiError as error:
         raise CliError(str(error)) from None
     if args.track is not None:

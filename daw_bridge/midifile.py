@@ -17,10 +17,12 @@ class MidiError(ValueError):
     pass
 
 
-def read_midi_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONES) -> list[dict]:
+def read_midi_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONES,
+                     mpe: str | None = None) -> list[dict]:
     """One entry per non-drum instrument with notes: {index, name, program, notes, repairs}; notes are
     {id, pitch, onset, offset, velocity, curves?} in seconds, sorted by (onset, pitch). `bend_range`: the pitch-bend
-    range in semitones of channels that set none with RPN 0 (the track setting). The notes of an MPE zone's
+    range in semitones of channels that set none with RPN 0 (the track setting); `mpe` "lower" or "upper": the MPE
+    zone (15 member channels) of a file that carries no MPE configuration message. The notes of an MPE zone's
     channels on one track form one entry (the index of its first instrument)."""
     import mido
     import pretty_midi
@@ -39,6 +41,10 @@ def read_midi_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONE
     events = channel_events(raw, midi.tick_to_time)
     repairs: list[str] = []
     zones = mpe_zones([e for track in events for e in track], repairs)
+    if mpe and not zones.active:
+        if mpe not in ("lower", "upper"):
+            raise MidiError(f"MPE zone {mpe!r}: use lower or upper")
+        setattr(zones, mpe, 15)
     groups: dict[tuple, list[int]] = {}
     for index, (instrument, (_, channel, track)) in enumerate(zip(midi.instruments, keys)):
         if instrument.is_drum or not instrument.notes:
@@ -129,6 +135,7 @@ def channel_events(raw, tick_to_time) -> list[list[Event]]:
     return out
 
 
-def read_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONES) -> list[tuple[int, list[dict]]]:
+def read_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONES,
+                mpe: str | None = None) -> list[tuple[int, list[dict]]]:
     """(track index, notes) per non-drum instrument with notes (see `read_midi_tracks`)."""
-    return [(track["index"], track["notes"]) for track in read_midi_tracks(path, bend_range)]
+    return [(track["index"], track["notes"]) for track in read_midi_tracks(path, bend_range, mpe)]

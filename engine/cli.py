@@ -59,12 +59,15 @@ def check_input(path: str) -> None:
         raise CliError(f"{path} is empty")
 
 
-def load_clips(path: str, expression: str | None = None) -> list[Clip]:
+def load_clips(path: str, expression: str | None = None, bend_range: float = 2.0,
+               mpe: str | None = None) -> list[Clip]:
     """The MIDI file's clips (and the expression file's controls, when it exists); no torch until the file reads."""
     from .notes import clips_from_midi
 
     check_input(path)
-    clips = clips_from_midi(path)
+    if not 0.0 <= bend_range <= 96.0:
+        raise NoteError(f"--bend-range {bend_range:g}: use 0 to 96 semitones")
+    clips = clips_from_midi(path, bend_range=bend_range, mpe=mpe)
     for clip in clips:
         for repair in clip.repairs:
             print(f"note: {clip.name}: {repair}", file=sys.stderr)
@@ -78,7 +81,7 @@ def load_clips(path: str, expression: str | None = None) -> list[Clip]:
 def cmd_render(args) -> None:
     import logging
 
-    clips = load_clips(args.input, args.expression)  # bad input answers before torch is imported
+    clips = load_clips(args.input, args.expression, args.bend_range, args.mpe)  # bad input answers before torch
     from tqdm import tqdm
 
     from daw_bridge.files import write_json_atomic
@@ -121,7 +124,7 @@ def cmd_presets(args) -> None:
 def cmd_inspect(args) -> None:
     from .render import resolve_voices
 
-    clips = load_clips(args.input, args.expression)
+    clips = load_clips(args.input, args.expression, args.bend_range, args.mpe)
     presets = choose_presets(clips, args.preset, args.track_preset)
     lanes = []
     for clip, preset in zip(clips, presets):
@@ -231,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="preset for one track, by index or name (repeatable)")
         p.add_argument("--expression", metavar="FILE.json",
                        help="per-note controls: read when the file exists, else written after the render")
+        p.add_argument("--bend-range", type=float, default=2.0, metavar="SEMITONES",
+                       help="pitch-bend range of channels that set none with RPN 0 (default 2)")
+        p.add_argument("--mpe", choices=["lower", "upper"],
+                       help="read the file as this MPE zone (15 member channels) when it carries no MPE configuration")
 
     render = sub.add_parser("render", help="render a MIDI file to audio")
     render.add_argument("input", help="MIDI file")

@@ -217,16 +217,18 @@ def _fix_self_overlaps(notes: list[Note], repair: bool, repairs: list[str]) -> l
     return [n for n in out if n is not None]
 
 
-def clips_from_midi(path: str | Path, repair: bool = True, bend_range: float = 2.0) -> list[Clip]:
+def clips_from_midi(path: str | Path, repair: bool = True, bend_range: float = 2.0,
+                    mpe: str | None = None) -> list[Clip]:
     """One clip per non-drum MIDI instrument (track/program; an MPE zone's channels of a track together), times in
     seconds through the file's tempo map, with the curves of pitch bend, CC11, pressure and CC74 (`bend_range`:
-    semitones where RPN 0 sets none). Read by daw_bridge.midifile, so the DAW bridge and the engine name the same
+    semitones where RPN 0 sets none; `mpe` "lower"/"upper": the MPE zone of a file without an MPE configuration
+    message). Read by daw_bridge.midifile, so the DAW bridge and the engine name the same
     notes the same way. What reading the controllers repaired (a bend range over 96 semitones, a misplaced MPE
     configuration message) is in each clip's repairs, or an error without `repair`."""
     from daw_bridge.midifile import MidiError, read_midi_tracks
 
     try:
-        tracks = read_midi_tracks(path, bend_range=bend_range)
+        tracks = read_midi_tracks(path, bend_range=bend_range, mpe=mpe)
     except MidiError as error:
         raise NoteError(str(error)) from None
     clips = []

@@ -284,3 +284,26 @@ def test_interpolated_controller_lines_play_as_10_ms_steps():
     lane = [(round(e.time, 6), e.value) for e in events if e.channel == 0]
     assert lane == [(round(k / 100, 6), 10 * k) for k in range(11)]
     assert [(e.time, e.value) for e in events if e.channel == 1] == [(0.05, 50)]
+
+
+def test_the_command_line_reads_mpe_without_an_mcm_and_writes_curves_and_sounding(tmp_path):
+    """`render --mpe lower` reads a recording without an MPE configuration message as a lower zone (48-semitone
+    member bends); the expression file it writes carries each note's curves and sounding controls."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    events = note(60, 0, 2, channel=1) + note(64, 0, 2, channel=2) + [bend(0, 341, 2)]
+    path = midi_file(tmp_path / "rec.mid", [events])
+    expression = tmp_path / "e.json"
+    run = subprocess.run([sys.executable, "-m", "engine", "render", str(path), "-o", str(tmp_path / "o.wav"),
+                          "--preset", "parametric", "--expression", str(expression), "--mpe", "lower", "-q"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    notes = {n["pitch"]: n for n in json.loads(expression.read_text())["notes"]}
+    assert notes[64]["curves"] == {"cents": [[0.0, pytest.approx(341 / 8192 * 4800, abs=1e-4)]]}
+    assert "curves" not in notes[60] and set(notes[60]["sounding"]) == set(notes[60]["controls"])
+    bad = subprocess.run([sys.executable, "-m", "engine", "render", str(path), "-o", str(tmp_path / "p.wav"),
+                          "--bend-range", "200"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.strip() == "error: --bend-range 200: use 0 to 96 semitones"

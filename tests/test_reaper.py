@@ -281,6 +281,17 @@ def test_choose_preset_is_kept_per_track(session, engine):
     sim.user_inputs = ["no-such-preset"]
     session.run(PRESET)
     assert "no preset named 'no-such-preset'" in sim.console_text() and track.ext["ddsp_preset"] == names[0]
+    sim.user_inputs = ["parametric,lower,12"]  # the MPE zone and bend range of the track, asked with the preset
+    session.run(PRESET)
+    assert (track.ext["ddsp_preset"], track.ext["ddsp_mpe"], track.ext["ddsp_bend_range"]) == ("parametric", "lower", "12")
+    sim.user_inputs = ["parametric,sideways,2", "parametric,off,200"]
+    session.run(PRESET)
+    session.run(PRESET)
+    assert "MPE zone 'sideways'" in sim.console_text() and "'200' is not a number of semitones" in sim.console_text()
+    assert track.ext["ddsp_mpe"] == "lower"
+    sim.user_inputs = ["parametric,off,2"]
+    session.run(PRESET)
+    assert (track.ext["ddsp_mpe"], track.ext["ddsp_bend_range"]) == ("", "2")
     track.ext["ddsp_preset"] = "no-such-preset"  # a project from another machine
     item = sim.add_midi_item(track, 0, 2, [(0, 1, 60, 100)])
     sim.select_only(item)

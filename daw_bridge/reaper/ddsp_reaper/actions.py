@@ -12,8 +12,9 @@ from .follow import Follower
 from .items import ClipRequest, check_overlaps
 from .loop import RenderJob, Runner
 from .placement import apply_result
-from .project import current_project, is_render_track, track_label, track_preset, track_string
-from .settings import MAX_IN_FLIGHT, SECTION, TRACK_PRESET, Skip, say
+from .project import (current_project, is_render_track, track_bend_range, track_label, track_preset,
+                      track_string)
+from .settings import MAX_IN_FLIGHT, SECTION, TRACK_BEND_RANGE, TRACK_MPE, TRACK_PRESET, Skip, say
 
 
 class RenderAction(Runner):
@@ -121,7 +122,8 @@ def follow_toggle(context: dict) -> None:
 
 
 class PresetChooser(Runner):
-    """List the engine's presets, ask for one, store it on the selected tracks."""
+    """List the engine's presets, ask for one (and the tracks' MPE zone and pitch-bend range), store them on the
+    selected tracks."""
 
     def __init__(self, context: dict, targets: list):
         super().__init__(context, "reaper-presets")
@@ -153,19 +155,36 @@ class PresetChooser(Runner):
                  f"{': ' + preset['description'] if preset.get('description') else ''}"
                  for i, preset in enumerate(presets)]
         say("presets of the engine:\n" + "\n".join(lines))
-        current = track_preset(self.targets[0])
-        ok, _, _, _, answer, _ = RPR_GetUserInputs("DDSP preset", 1, "Preset (name or number):,extrawidth=120",
-                                                   current, 512)
+        first = self.targets[0]
+        current = ",".join([track_preset(first), track_string(first, TRACK_MPE) or "off",
+                            "%g" % track_bend_range(first)])
+        ok, _, _, _, answer, _ = RPR_GetUserInputs(
+            "DDSP preset", 3, "Preset (name or number):,MPE zone (off / lower / upper):,Pitch-bend range (semitones):,"
+            "extrawidth=120", current, 512)
         if not ok:
             return
-        answer = answer.strip()
+        fields = [field.strip() for field in answer.split(",")]
+        answer = fields[0]
         if answer.isdigit() and 1 <= int(answer) <= len(names):
             answer = names[int(answer) - 1]
         if answer not in names:
             say(f"no preset named '{answer}'; the engine has: {', '.join(names)}")
             return
+        zone = fields[1].lower() if len(fields) > 1 and fields[1] else "off"
+        if zone.split()[0] not in ("off", "lower", "upper"):
+            say(f"MPE zone '{zone}' is not off, lower or upper (optionally with a member-channel count)")
+            return
+        try:
+            bend_range = float(fields[2]) if len(fields) > 2 and fields[2] else track_bend_range(first)
+        except ValueError:
+            bend_range = -1.0
+        if not 0.0 <= bend_range <= 96.0:
+            say(f"pitch-bend range '{fields[2]}' is not a number of semitones from 0 to 96")
+            return
         for track in self.targets:
             track_string(track, TRACK_PRESET, answer)
+            track_string(track, TRACK_MPE, "" if zone == "off" else zone)
+            track_string(track, TRACK_BEND_RANGE, "%g" % bend_range)
         say(f"preset '{answer}' set for {', '.join(repr(track_label(t)) for t in self.targets)} (kept in the "
             f"project; render again to hear it)")
 
