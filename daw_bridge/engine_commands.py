@@ -11,7 +11,7 @@ from . import protocol as p
 from .client import EngineClient, EngineError
 from .commands import CliError, command, engine_arguments
 from .files import write_atomic, write_json_atomic
-from .midifile import MidiError, read_tracks
+from .midifile import MidiError, read_midi_tracks
 
 
 def send_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +41,13 @@ def send_arguments(parser: argparse.ArgumentParser) -> None:
 @command("send", "render a MIDI file through a running engine", send_arguments)
 def cmd_send(args: argparse.Namespace) -> None:
     try:
-        tracks = read_tracks(args.input, args.bend_range, args.mpe)
+        read = read_midi_tracks(args.input, args.bend_range, args.mpe)
     except MidiError as error:
         raise CliError(str(error)) from None
+    tracks = [(track["index"], track["notes"]) for track in read]
+    for repair in dict.fromkeys(r for track in read for r in track["repairs"]):
+        if not args.quiet:
+            print(f"note: {repair}", file=sys.stderr)  # what reading the controllers repaired (bend range, MCM)
     if args.track is not None:
         tracks = [(index, notes) for index, notes in tracks if index == args.track]
         if not tracks:

@@ -69,7 +69,8 @@ def apply_curves(params: SynthParams, notes: Sequence[Note]) -> SynthParams:
         brightness = note.curve("brightness")
         if brightness is not None:
             offset = sample_curve(brightness, t)
-            harmonics[index] = torch.from_numpy(shift_centroid(harmonics[index].double().numpy(), 12.0 * offset)).float()
+            shifted = shift_centroid(harmonics[index].double().numpy(), 12.0 * offset)
+            harmonics[index] = torch.from_numpy(shifted).float()
     return SynthParams(f0, amplitude, harmonics, noise, params.max_hz)
 
 

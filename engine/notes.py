@@ -1,8 +1,9 @@
 """Level 1 of the hierarchy: notes.
 
 A `Clip` is a list of `Note`s (pitch, onset and offset in seconds, velocity, a stable id, optional per-note
-expression controls, optional note curves: daw_bridge.curves), built from a MIDI file (pretty_midi: tempo changes honoured) or from plain data (what a DAW
-sends). `Clip.voices()` splits polyphony into monophonic voices, deterministically.
+expression controls, optional note curves: daw_bridge.curves), built from a MIDI file (pretty_midi: tempo changes
+honoured) or from plain data (what a DAW sends). `Clip.voices()` splits polyphony into monophonic voices,
+deterministically.
 
 Bad input, and what happens to it (`repair=True` repairs what can be repaired and reports it; `repair=False`
 raises `NoteError` instead):
@@ -112,7 +113,8 @@ class Clip:
                 repairs.append(f"dropped note {note.id!r}: zero or negative length")
                 continue
             kept.append(note)
-        kept = [_check_curves(n, repair, repairs) for n in _fix_self_overlaps(sorted(kept, key=_order), repair, repairs)]
+        kept = _fix_self_overlaps(sorted(kept, key=_order), repair, repairs)
+        kept = [_check_curves(note, repair, repairs) for note in kept]  # after the cuts: clipped to the new ends
         if not kept:
             raise NoteError("clip has no notes of positive length")
         end = max(note.offset for note in kept)
@@ -222,8 +224,8 @@ def clips_from_midi(path: str | Path, repair: bool = True, bend_range: float = 2
     """One clip per non-drum MIDI instrument (track/program; an MPE zone's channels of a track together), times in
     seconds through the file's tempo map, with the curves of pitch bend, CC11, pressure and CC74 (`bend_range`:
     semitones where RPN 0 sets none; `mpe` "lower"/"upper": the MPE zone of a file without an MPE configuration
-    message). Read by daw_bridge.midifile, so the DAW bridge and the engine name the same
-    notes the same way. What reading the controllers repaired (a bend range over 96 semitones, a misplaced MPE
+    message). Read by daw_bridge.midifile, so the DAW bridge and the engine name the same notes the same way. What
+    reading the controllers repaired (a bend range over 96 semitones, a misplaced MPE
     configuration message) is in each clip's repairs, or an error without `repair`."""
     from daw_bridge.midifile import MidiError, read_midi_tracks
 

@@ -260,7 +260,8 @@ def test_curves_travel_in_chunks_and_the_service_renders_them(tmp_path, parametr
     chunks = p.curve_chunks(1, sent, 1)
     assert len(chunks) > 3 and max(len(c) for c in chunks) <= p.MAX_DATAGRAM
     parsed = p.decode(chunks[-1], p.REQUESTS)[0]
-    assert parsed.address == p.CURVES and parsed.fields["chunk"] == len(chunks) and parsed.fields["curve"] == "brightness"
+    assert parsed.address == p.CURVES and parsed.fields["curve"] == "brightness"
+    assert parsed.fields["chunk"] == len(chunks)  # numbered after the one notes chunk
     clip = Clip.from_data(sent)
     import soundfile as sf
 

@@ -283,7 +283,8 @@ def test_choose_preset_is_kept_per_track(session, engine):
     assert "no preset named 'no-such-preset'" in sim.console_text() and track.ext["ddsp_preset"] == names[0]
     sim.user_inputs = ["parametric,lower,12"]  # the MPE zone and bend range of the track, asked with the preset
     session.run(PRESET)
-    assert (track.ext["ddsp_preset"], track.ext["ddsp_mpe"], track.ext["ddsp_bend_range"]) == ("parametric", "lower", "12")
+    assert (track.ext["ddsp_preset"], track.ext["ddsp_mpe"], track.ext["ddsp_bend_range"]) == \
+        ("parametric", "lower", "12")
     sim.user_inputs = ["parametric,sideways,2", "parametric,off,200"]
     session.run(PRESET)
     session.run(PRESET)

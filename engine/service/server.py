@@ -257,8 +257,8 @@ class Service:
 
 HANDLERS = {
     p.HELLO: Service._hello, p.PING: Service._ping, p.PRESETS: Service._presets, p.LOAD: Service._load,
-    p.RENDER: Service._render, p.NOTES: Service._notes, p.CURVES: Service._curves, p.STATUS: Service._status, p.FETCH: Service._fetch,
-    p.CANCEL: Service._cancel,
+    p.RENDER: Service._render, p.NOTES: Service._notes, p.CURVES: Service._curves, p.STATUS: Service._status,
+    p.FETCH: Service._fetch, p.CANCEL: Service._cancel,
 }
 
 

@@ -3,8 +3,8 @@ char* argument, a string in or out (~0.2 ms each on REAPER's UI thread), so:
 
 - while REAPER reports no change (the project's state change count, no render noted), the periodic check reads
   numbers only: `item_numbers`, `LaneWatch.counts`, `tempo_numbers`, the project rate; no string at all;
-- after a change, a followed item costs one string read (its notes' and CC events' `MIDI_GetHash`) and a track with followed items
-  seven (its preset, its six lanes' state chunks), however many notes they hold;
+- after a change, a followed item costs one string read (its notes' and CC events' `MIDI_GetHash`) and a track
+  with followed items seven (its preset, its six lanes' state chunks), however many notes they hold;
 - only an item whose fingerprint changed has its render request rebuilt (about ten calls a note).
 """
 from __future__ import annotations
