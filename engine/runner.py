@@ -6,7 +6,7 @@ them: the same functions on the same arguments give the same results. A task tha
 not started are dropped, running ones are interrupted (their atomic writes remove their temporary files) and
 `KeyboardInterrupt` reaches the caller.
 
-- jobs 1: in this process, one task after another (no pool: what the serial builds always did).
+- jobs 1 (or a single task): in this process, one task after another (no pool: what the serial builds always did).
 - jobs N > 1: a pool of N spawned processes (spawned, not forked: no torch thread state crosses over), each on one
   thread (OMP_NUM_THREADS=1, as Ray sets for its workers).
 - Ray: `use_ray=True` starts a local Ray instance (`ray.init`, num_cpus = jobs) for the run and shuts it down after;
@@ -94,25 +94,28 @@ def run_tasks(tasks: Sequence[Task], jobs: int | None = None, use_ray: bool = Fa
     if jobs < 1:
         raise RunnerError("--jobs must be at least 1")
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if use_ray else None)
+    ray, started = connect_ray(jobs, ray_address) if tasks and (use_ray or ray_address) else (None, False)
     outcomes: list[Outcome | None] = [None] * len(tasks)
-    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=quiet or not tasks, file=sys.stderr) as bar:
-        def finished(index: int, ok: bool, value: Any) -> None:
-            outcome = Outcome(tasks[index].label, value if ok else None, None if ok else value)
-            outcomes[index] = outcome
-            if not ok:
-                line = f"error: {outcome.label}: {outcome.error}"
-                report(line) if report else bar.write(line, file=sys.stderr)
-            bar.update(1)
+    try:
+        with tqdm(total=len(tasks), desc=desc, unit=unit, disable=quiet or not tasks, file=sys.stderr) as bar:
+            def finished(index: int, ok: bool, value: Any) -> None:
+                outcome = Outcome(tasks[index].label, value if ok else None, None if ok else value)
+                outcomes[index] = outcome
+                if not ok:
+                    line = f"error: {outcome.label}: {outcome.error}"
+                    report(line) if report else bar.write(line, file=sys.stderr)
+                bar.update(1)
 
-        if not tasks:
-            pass
-        elif use_ray or ray_address:
-            _run_on_ray(tasks, jobs, ray_address, finished)
-        elif jobs == 1:
-            for index, task in enumerate(tasks):
-                finished(index, *call(task.function, task.args))
-        else:
-            _run_on_pool(tasks, jobs, finished)
+            if ray is not None:
+                _run_on_ray(ray, tasks, finished)
+            elif jobs == 1 or len(tasks) <= 1:
+                for index, task in enumerate(tasks):
+                    finished(index, *call(task.function, task.args))
+            else:
+                _run_on_pool(tasks, jobs, finished)
+    finally:
+        if started:
+            ray.shutdown()
     return outcomes  # type: ignore[return-value]
 
 
@@ -139,22 +142,28 @@ def _run_on_pool(tasks: Sequence[Task], jobs: int, finished: Callable[[int, bool
     pool.shutdown(wait=True)
 
 
-def _run_on_ray(tasks: Sequence[Task], jobs: int, address: str | None,
-                finished: Callable[[int, bool, Any], None]) -> None:
+def connect_ray(jobs: int, address: str | None):
+    """-> (the ray module, whether this call started it): a Ray already initialised in this process as it is, else
+    the cluster at `address`, else a local instance with `jobs` CPUs."""
     try:
         import ray
     except ImportError:
         raise RunnerError("Ray is not installed: pip install 'daw-ddsp[ray]' (or ray), or leave out --ray") from None
-    started = False
-    if not ray.is_initialized():
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=True)
-            else:
-                ray.init(num_cpus=jobs, include_dashboard=False)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise RunnerError(f"cannot start Ray{f' at {address}' if address else ''}: {one_line(error)}") from None
-        started = True
+    if ray.is_initialized():
+        return ray, False
+    if address:
+        check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+        else:
+            ray.init(num_cpus=jobs, include_dashboard=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise RunnerError(f"cannot start Ray{f' at {address}' if address else ''}: {one_line(error)}") from None
+    return ray, True
+
+
+def _run_on_ray(ray, tasks: Sequence[Task], finished: Callable[[int, bool, Any], None]) -> None:
     remote_call = ray.remote(num_cpus=1, max_retries=0)(call)
     pending = {remote_call.remote(task.function, task.args): index for index, task in enumerate(tasks)}
     try:
@@ -172,6 +181,17 @@ def _run_on_ray(tasks: Sequence[Task], jobs: int, address: str | None,
         if pending:
             ray.wait(list(pending), num_returns=len(pending), timeout=30)
         raise
-    finally:
-        if started:
-            ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail in one line when a HOST:PORT Ray address does not answer (ray.init would retry for minutes); other forms
+    (ray://..., auto) are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise RunnerError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}") from None

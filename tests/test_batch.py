@@ -3,6 +3,7 @@ process pool and on a real local Ray; skipping what is done, re-rendering what c
 leaving nothing partial when interrupted."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,6 +98,13 @@ def test_a_bad_midi_file_is_named_and_the_rest_complete(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.wav")) == ["a.wav", "b.wav"]
 
 
+def closed_port() -> int:
+    """A local TCP port nothing listens on (just released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_argument_errors_answer_without_importing_torch(tmp_path):
     lib = library(tmp_path / "lib")
     (tmp_path / "empty").mkdir()
@@ -112,6 +120,8 @@ def test_argument_errors_answer_without_importing_torch(tmp_path):
         ([str(lib), "--presets", "flute", "--sample-rate", "fast"], "--sample-rate wants rates in Hz"),
         ([str(lib), "--presets", "flute", "--jobs", "0"], "--jobs must be at least 1"),
         ([str(lib), str(tmp_path / "clash"), "--presets", "flute"], "would both render to"),
+        ([str(lib), "--presets", "flute", "--ray-address", f"127.0.0.1:{closed_port()}"],
+         "cannot reach the Ray cluster at 127.0.0.1:"),
     ]
     code = ("import json, sys; from engine.cli import main\n"
             "for args in json.loads(sys.argv[1]):\n"
