@@ -135,7 +135,8 @@ def _run_on_pool(tasks: Sequence[Task], jobs: int, finished: Callable[[int, bool
                 try:
                     finished(index, *future.result())
                 except BrokenProcessPool:
-                    finished(index, False, "its worker process died (out of memory, or killed)")
+                    finished(index, False, "the process pool broke: a worker died (out of memory, or killed); "
+                                           "run again for the tasks it took down")
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # running tasks end (interrupted or complete), no partial file
         raise

@@ -2,6 +2,7 @@
 failing task is named in one line and the others complete."""
 import math
 import operator
+import os
 
 import pytest
 
@@ -36,3 +37,12 @@ def test_bad_jobs_and_one_line_errors():
     assert run_tasks([], jobs=2) == []
     assert one_line(ValueError("two\nlines")) == "two lines"
     assert one_line(KeyError("x")) == "KeyError: 'x'"
+
+
+def test_a_worker_that_dies_fails_its_task_on_ray_and_the_unfinished_ones_on_a_pool(local_ray):
+    tasks = [Task("four", math.sqrt, (4.0,)), Task("dies", os._exit, (3,)), Task("nine", math.sqrt, (9.0,))]
+    on_ray = run_tasks(tasks, jobs=2, use_ray=True, quiet=True, report=lambda line: None)
+    assert [o.value for o in on_ray] == [2.0, None, 3.0] and "WorkerCrashedError" in on_ray[1].error
+    on_pool = run_tasks(tasks, jobs=2, quiet=True, report=lambda line: None)
+    assert "a worker died" in on_pool[1].error
+    assert all(o.ok or "a worker died" in o.error for o in on_pool)
