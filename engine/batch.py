@@ -125,8 +125,8 @@ def render_code() -> dict:
     return {"version": __version__, "render_code_sha256": digest.hexdigest(), "libraries": libraries}
 
 
-def manifest_for(midi: Path, preset: str, preset_digest: str, sample_rate: int, bits: str, code: dict) -> dict:
-    return {"format": MANIFEST_FORMAT, "version": 1, "midi_sha256": file_sha256(midi), "preset": preset,
+def manifest_for(midi_digest: str | None, preset: str, preset_digest: str, sample_rate: int, bits: str, code: dict) -> dict:
+    return {"format": MANIFEST_FORMAT, "version": 1, "midi_sha256": midi_digest, "preset": preset,
             "preset_sha256": preset_digest, "sample_rate": sample_rate, "bits": bits, "seed": 0, "engine": code}
 
 
@@ -152,7 +152,7 @@ def plan(inputs: list[str], presets: list[str], rates: list[int], bits: str, out
     files = midi_files(inputs)
     code = render_code()
     digests = {name: preset_sha256(name) for name in presets}
-    midi_digests: dict[Path, str] = {}
+    midi_digests: dict[Path, str | None] = {}
     jobs, done, claimed = [], 0, {}
     for preset in presets:
         for rate in rates:
@@ -163,8 +163,11 @@ def plan(inputs: list[str], presets: list[str], rates: list[int], bits: str, out
                                      f"rename one or render them separately")
                 claimed[output] = midi
                 if midi not in midi_digests:
-                    midi_digests[midi] = file_sha256(midi)
-                manifest = manifest_for(midi, preset, digests[preset], rate, bits, code)
+                    try:
+                        midi_digests[midi] = file_sha256(midi)
+                    except OSError:  # unreadable: its tasks fail with the reason, the others go on
+                        midi_digests[midi] = None
+                manifest = manifest_for(midi_digests[midi], preset, digests[preset], rate, bits, code)
                 if is_done(output, manifest):
                     done += 1
                 else:
@@ -177,8 +180,8 @@ def plan(inputs: list[str], presets: list[str], rates: list[int], bits: str, out
 def check_job(job: RenderJob) -> None:
     """Before a worker renders: refuse when its MIDI file, preset or engine differ from what was planned (a cluster
     node with another version), and remove what a killed render of this output left."""
-    here = manifest_for(Path(job.midi), job.preset, preset_sha256(job.preset), job.sample_rate, job.bits,
-                        render_code())
+    here = manifest_for(file_sha256(Path(job.midi)), job.preset, preset_sha256(job.preset), job.sample_rate,
+                        job.bits, render_code())
     for key, what in (("midi_sha256", "MIDI file"), ("preset_sha256", "preset"), ("engine", "engine")):
         if here[key] != job.manifest[key]:
             raise BatchError(f"this worker's {what} differs from the one planned (another version on this node?)")
