@@ -24,7 +24,6 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 import tempfile
 import zlib
 from dataclasses import dataclass
