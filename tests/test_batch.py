@@ -1,6 +1,7 @@
 """`python -m engine batch`: a library of MIDI files x presets x rates into an output tree, through engine.runner on a
 process pool and on a real local Ray; skipping what is done, re-rendering what changed, naming bad files, and
 leaving nothing partial when interrupted."""
+import json
 import os
 import signal
 import socket
@@ -8,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
 
 from conftest import ROOT, slow_writer_env, write_midi
 from engine.cli import main
@@ -126,8 +126,6 @@ def test_argument_errors_answer_without_importing_torch(tmp_path):
             "for args in json.loads(sys.argv[1]):\n"
             "    print(main(['batch', *args, '--out', sys.argv[2]]))\n"
             "print('torch' in sys.modules)")
-    import json
-
     r = subprocess.run([sys.executable, "-c", code, json.dumps([args for args, _ in cases]), out], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.stdout.split() == ["1"] * len(cases) + ["False"], r.stderr
