@@ -93,12 +93,12 @@ class Renders:
     audio: dict[str, np.ndarray] = field(default_factory=dict)  # "a".."d" -> (n,) float64, same length
 
 
-def load_melodies(n: int | None = None) -> list[Melody]:
-    """The first n of MELODIES (all by default), parsed from music21's corpus; raises if one is not monophonic."""
+def load_melodies(n: int | None = None, tunes: tuple[tuple[str, int], ...] = MELODIES) -> list[Melody]:
+    """The first n of `tunes` (all by default), parsed from music21's corpus; raises if one is not monophonic."""
     from music21 import corpus
 
     out = []
-    for path, number in MELODIES[:n]:
+    for path, number in tunes[:n]:
         score = corpus.parse(path, number=number)
         pitches, starts, lengths = [], [], []
         for element in score.stripTies().flatten().notes:

@@ -1,4 +1,4 @@
-"""Command line: `python -m engine render|presets|inspect|serve ...` (also installed as `ddsp-engine`).
+"""Command line: `python -m engine render|batch|presets|inspect|serve ...` (also installed as `ddsp-engine`).
 
 Errors print one line (`error: ...`) and exit with status 1; nothing is left half-written.
 """
@@ -113,6 +113,48 @@ def cmd_render(args) -> None:
               f"peak {peak:.3f}{' (clipped: lower the volume control or use --bits float)' if peak > 1 and args.bits != 'float' else ''}")
 
 
+def render_batch_output(job) -> dict:
+    """One output of `batch` (an engine.batch.RenderJob), rendered as `render FILE --preset P` renders it, then its
+    sidecar; runs in a worker (a pool process or a Ray worker). -> {"seconds", "warnings"}."""
+    import logging
+
+    import torch
+
+    from .batch import check_job, write_sidecar
+    from .render import render_clips, write_audio
+
+    torch.set_num_threads(1)  # one task per core
+    logging.getLogger("engine.render").addHandler(logging.NullHandler())  # warnings come back in the result
+    check_job(job)
+    clips = load_clips(job.midi)
+    result = render_clips(list(zip(clips, choose_presets(clips, job.preset, []))), job.sample_rate, seed=0)
+    write_audio(job.output, result.audio, job.sample_rate, job.bits)
+    write_sidecar(job)
+    return {"seconds": result.duration, "warnings": result.warnings}
+
+
+def cmd_batch(args) -> None:
+    from .batch import job_label, parse_presets, parse_rates, plan, summary_line
+    from .runner import RunnerError, Task, run_tasks
+
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError("--jobs must be at least 1")
+    jobs, skipped = plan(args.inputs, parse_presets(args.presets), parse_rates(args.sample_rate), args.bits, args.out)
+    tasks = [Task(job_label(job), render_batch_output, (job,)) for job in jobs]
+    try:
+        outcomes = run_tasks(tasks, args.jobs, use_ray=args.ray, ray_address=args.ray_address, desc="batch",
+                             unit="file", quiet=args.quiet)
+    except RunnerError as error:
+        raise CliError(str(error)) from None
+    for outcome in outcomes:
+        for warning in outcome.value["warnings"] if outcome.ok else ():
+            print(f"warning: {outcome.label}: {warning}", file=sys.stderr)
+    failed = sum(not o.ok for o in outcomes)
+    print(summary_line(len(outcomes) - failed, skipped, failed, args.out))
+    if failed:
+        raise CliError(f"{failed} of {len(outcomes) + skipped} outputs failed (each named above); the others are done")
+
+
 def cmd_presets(args) -> None:
     from .presets import list_presets
 
@@ -185,21 +227,26 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_dataset(args) -> None:
-    from .training.dataset import build_soundfont_dataset, coverage_report
+    from .runner import default_jobs
+    from .training.dataset import RunnerOptions, build_soundfont_dataset, coverage_report
     from .training.recordings import build_recordings_dataset
 
     if bool(args.instrument) == bool(args.recordings):
         raise CliError("pass either --instrument NAME (soundfont renders) or --recordings DIR (your audio)")
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError("--jobs must be at least 1")
+    runner = RunnerOptions(args.jobs or default_jobs(), args.ray, args.ray_address)
     if args.recordings:
         meta = build_recordings_dataset(args.recordings, args.out, args.instrument_name or Path(args.out).name,
                                         program=args.program, held_out=args.held_out,
-                                        sample_rate=args.sample_rate, seed=args.seed, quiet=args.quiet)
+                                        sample_rate=args.sample_rate, seed=args.seed, quiet=args.quiet,
+                                        runner=runner)
     else:
         meta = build_soundfont_dataset(args.out, args.instrument, pieces=args.pieces,
                                        held_out=6 if args.held_out is None else args.held_out,
                                        sample_rate=args.sample_rate, soundfont=args.soundfont, seed=args.seed,
                                        max_seconds=args.max_seconds, flatten=not args.keep_soundfont_vibrato,
-                                       quiet=args.quiet, musical=not args.no_musical)
+                                       quiet=args.quiet, musical=not args.no_musical, runner=runner)
     print(coverage_report(meta))
     print(f"wrote {args.out} ({len(meta['splits']['train'])} train, {len(meta['splits']['test'])} held-out pieces; "
           f"coverage also in {Path(args.out) / 'coverage.txt'})")
@@ -222,6 +269,14 @@ def cmd_serve(args) -> None:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text)[:40] or "track"
+
+
+def runner_args(parser) -> None:
+    """--jobs / --ray / --ray-address (engine.runner)."""
+    parser.add_argument("--jobs", type=int, metavar="N", help="tasks at once (default: the number of cores)")
+    parser.add_argument("--ray", action="store_true", help="run the tasks on a local Ray instance started for them")
+    parser.add_argument("--ray-address", metavar="ADDR", help="run the tasks on this Ray cluster (default "
+                                                                "$RAY_ADDRESS with --ray; docs/cluster.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-q", "--quiet", action="store_true")
     preset_args(render)
     render.set_defaults(func=cmd_render)
+
+    batch = sub.add_parser("batch", help="render MIDI files or folders x presets x sample rates into an output tree",
+                           description="Render every MIDI file (folders: *.mid/*.midi, recursively) with every "
+                                       "preset at every rate into OUT/<preset>/<rate>/<relative path>.wav, each "
+                                       "as `render FILE --preset P` would; outputs already done are skipped.")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="MIDI file or folder")
+    batch.add_argument("--presets", required=True, metavar="NAME,NAME", help="render each whole file with each")
+    batch.add_argument("--out", required=True, metavar="DIR", help="output tree (on a cluster: a shared path)")
+    batch.add_argument("--sample-rate", default="48000", metavar="HZ,HZ", help="one or more rates (default 48000)")
+    batch.add_argument("--bits", choices=["16", "24", "float"], default="24")
+    runner_args(batch)
+    batch.add_argument("-q", "--quiet", action="store_true")
+    batch.set_defaults(func=cmd_batch)
 
     presets = sub.add_parser("presets", help="list presets")
     presets.set_defaults(func=cmd_presets)
@@ -306,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("--no-musical", action="store_true",
                          help="only coverage performances (no musical ones for the expression generator)")
     dataset.add_argument("--seed", type=int, default=0)
+    runner_args(dataset)
     dataset.add_argument("-q", "--quiet", action="store_true")
     dataset.set_defaults(func=cmd_dataset)
     serve = sub.add_parser("serve", help="run the background engine service (OSC over UDP, docs/protocol.md)")

@@ -12,12 +12,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .dsp import Reverb
-from .expression import ExpressionGenerator
-from .synthesis import ParametricInstrument, RuleExpression, SynthesisGenerator
+if TYPE_CHECKING:  # finding presets needs no torch (the CLI checks names before the engine loads)
+    from .dsp import Reverb
+    from .expression import ExpressionGenerator
+    from .synthesis import SynthesisGenerator
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -94,6 +96,8 @@ def _load(path: Path) -> Preset:
         meta = json.loads((path / "preset.json").read_text())
     except (OSError, ValueError) as error:
         raise PresetError(f"preset {path.name!r}: cannot read preset.json: {error}") from None
+    from .synthesis import ParametricInstrument, RuleExpression
+
     kind = meta.get("kind")
     try:
         if kind == "parametric":
@@ -126,6 +130,8 @@ def _load_neural(path: Path, meta: dict):
 def synthetic_reverb(rt60: float = 1.0, seconds: float = 1.2, wet: float = 0.2, seed: int = 0,
                      sample_rate: int = 16000) -> Reverb:
     """Exponentially decaying noise (unit energy) as a room: the parametric presets' reverb."""
+    from .dsp import Reverb
+
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     ir = rng.standard_normal(t.shape[0]) * np.exp(-6.9 * t / rt60)

@@ -70,3 +70,14 @@ def slow_writer_env(tmp_path) -> dict:
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(SLOW_WRITER)
     return {"PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "DDSP_TEST_WRITE_MARK": str(tmp_path / "writing.mark")}
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A real local Ray instance (2 CPUs) for the suite, shut down at the end; its workers import this checkout."""
+    import ray
+
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -2,6 +2,7 @@
 recordings mode on WAVs rendered here (with and without a MIDI file), and bad input."""
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,24 @@ def test_an_interrupted_build_resumes_to_the_same_bytes(tiny, tmp_path):
                                 sample_rate=SR)
 
 
+@needs_fluidsynth
+@pytest.mark.parametrize("where", ["pool", "ray"])
+def test_a_build_on_a_pool_or_on_ray_writes_the_serial_bytes(tiny, tmp_path, where, request):
+    """One task per piece (engine.runner): every file the same bytes as the serial build's."""
+    from engine.training.dataset import RunnerOptions
+
+    runner = RunnerOptions(jobs=2) if where == "pool" else RunnerOptions(jobs=2, use_ray=True)
+    if where == "ray":
+        request.getfixturevalue("local_ray")
+    out = tmp_path / "flute"
+    build_soundfont_dataset(out, "flute", pieces=1, held_out=1, max_seconds=5.0, seed=2, quiet=True, sample_rate=SR,
+                            runner=runner)
+    files = sorted(p.relative_to(tiny) for p in tiny.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files and Path("meta.json") in files
+    for name in files:
+        assert (out / name).read_bytes() == (tiny / name).read_bytes(), name
+
+
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory):
     """Two clarinet takes rendered by FluidSynth at 22.05 kHz stereo-mixed WAV; the first has its MIDI file."""
@@ -253,6 +272,7 @@ def test_bad_input_gets_a_clear_error(tmp_path, capsys):
     with pytest.raises(DatasetError, match="cannot read take.wav as audio"):
         build_recordings_dataset(tmp_path / "fake", tmp_path / "z", "mine")
     assert not (tmp_path / "z" / "meta.json").exists()
+    assert "error: take: cannot read take.wav as audio" in capsys.readouterr().err  # named as it failed
     assert main(["dataset", "--instrument", "kazoo", "--out", str(tmp_path / "w")]) == 1
     assert main(["dataset", "--recordings", str(tmp_path / "empty"), "--out", str(tmp_path / "v")]) == 1
     assert main(["dataset", "--out", str(tmp_path / "u")]) == 1

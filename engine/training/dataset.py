@@ -24,7 +24,6 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from ..model import bridge_legato
 from daw_bridge.files import write_atomic, write_json_atomic
 from ..notes import CONTROL_NAMES, Note, NoteError
 from ..params import FRAME_RATE, SynthParams, band_hz
+from ..runner import RunnerError, Task, run_tasks
 from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform, perform_musical
 
 FORMAT, VERSION = "ddsp-dataset", 1
@@ -420,19 +420,14 @@ def summarize(infos: dict[str, dict]) -> dict:
     return out
 
 
-def progress_bar(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="piece", desc=desc, disable=quiet, file=sys.stderr)
-
-
 def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, held_out: int = 6,
                             sample_rate: int = 48000, soundfont: str | None = None, seed: int = 0,
                             max_seconds: float = 20.0, flatten: bool = True, quiet: bool = False,
-                            musical: bool = True) -> dict:
+                            musical: bool = True, runner: RunnerOptions | None = None) -> dict:
     """Render chorale voices for one GM instrument and analyse them into `out` (see the module docstring): per
     chorale one voice in a coverage performance (every control value, for the synthesis generator) and, with
-    `musical`, another voice in a musical performance (what a player would do, for the expression generator)."""
+    `musical`, another voice in a musical performance (what a player would do, for the expression generator).
+    One task per piece on `runner` (engine.runner; default: one after another here)."""
     try:
         spec = get_instrument(instrument)
     except ValueError as error:
@@ -451,33 +446,24 @@ def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, 
     builder = Builder(out, settings)
     builder.start()
     chorales = select_chorales(pieces, held_out, seed)
-    infos: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="ddsp-dataset-") as tmp:
-        workdir = Path(tmp)
-        gain = None
-        with progress_bar(len(chorales), f"dataset {spec.name}", quiet) as bar:
-            for chorale, split, voices in chorales:
-                rng = np.random.default_rng([seed, spec.program, zlib.crc32(chorale.encode())])
-                voice = str(rng.choice(sorted(voices)))
-                other = str(rng.choice([v for v in sorted(voices) if v != voice]))
-                todo = [(f"{chorale}-{voice}", voice, "coverage", perform)]
-                if musical:
-                    todo.append((f"{chorale}-{other}-musical", other, "musical", perform_musical))
-                for piece_id, part, style, player in todo:
-                    info = builder.done(piece_id)
-                    if info is None:
-                        if gain is None:
-                            gain = calibrate_gain(spec.program, spec.low, spec.high, font, workdir, sample_rate)
-                        piece_rng = np.random.default_rng([seed, spec.program, zlib.crc32(piece_id.encode())])
-                        performance = player(voices[part], spec, piece_rng if style == "musical" else rng,
-                                             max_seconds)
-                        arrays, info = render_piece(performance, spec.program, font, sample_rate, gain, workdir,
-                                                    flatten)
-                        info.update({"split": split, "chorale": chorale, "voice": part, "style": style,
-                                     "transpose": performance.transpose, "gain": gain})
-                        builder.write(piece_id, arrays, info)
-                    infos[piece_id] = info
-                bar.update(1)
+    planned: list[tuple[str, ChoralePiece]] = []
+    for chorale, split, voices in chorales:
+        rng = np.random.default_rng([seed, spec.program, zlib.crc32(chorale.encode())])
+        voice = str(rng.choice(sorted(voices)))
+        other = str(rng.choice([v for v in sorted(voices) if v != voice]))
+        planned.append((f"{chorale}-{voice}", ChoralePiece(chorale, split, voice, "coverage", voices[voice], rng)))
+        if musical:
+            piece_id = f"{chorale}-{other}-musical"
+            piece_rng = np.random.default_rng([seed, spec.program, zlib.crc32(piece_id.encode())])
+            planned.append((piece_id, ChoralePiece(chorale, split, other, "musical", voices[other], piece_rng)))
+    todo = [(piece_id, piece) for piece_id, piece in planned if builder.done(piece_id) is None]
+    tasks = []
+    if todo:
+        with tempfile.TemporaryDirectory(prefix="ddsp-dataset-") as tmp:
+            gain = calibrate_gain(spec.program, spec.low, spec.high, font, Path(tmp), sample_rate)
+        tasks = [Task(piece_id, build_chorale_piece, (builder, piece_id, piece, spec, font, sample_rate, gain,
+                                                      max_seconds, flatten)) for piece_id, piece in todo]
+    infos = build_pieces(builder, [piece_id for piece_id, _ in planned], tasks, f"dataset {spec.name}", quiet, runner)
     splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
     gains = {i["gain"] for i in infos.values()}
     meta = {"format": FORMAT, "version": VERSION, "instrument": spec.name, "program": spec.program,
@@ -489,6 +475,57 @@ def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, 
                        "loud_amplitude_db": LOUD_DB, "flatten_wobble": flatten},
             "max_seconds": max_seconds}
     return builder.finish(meta, infos)
+
+
+@dataclass
+class ChoralePiece:
+    """One piece to build: a chorale voice, how to play it and the random generator its player draws from."""
+    chorale: str
+    split: str
+    voice: str
+    style: str  # "coverage" (perform) or "musical" (perform_musical)
+    melody: list[MelodyNote]
+    rng: np.random.Generator
+
+
+def build_chorale_piece(builder: Builder, piece_id: str, piece: ChoralePiece, spec, font: Path, sample_rate: int,
+                        gain: float, max_seconds: float, flatten: bool) -> dict:
+    """Perform, render and analyse one piece and write it into the dataset (a runner task); -> its info."""
+    player = perform_musical if piece.style == "musical" else perform
+    performance = player(piece.melody, spec, piece.rng, max_seconds)
+    with tempfile.TemporaryDirectory(prefix="ddsp-dataset-") as tmp:
+        arrays, info = render_piece(performance, spec.program, font, sample_rate, gain, Path(tmp), flatten)
+    info.update({"split": piece.split, "chorale": piece.chorale, "voice": piece.voice, "style": piece.style,
+                 "transpose": performance.transpose, "gain": gain})
+    builder.write(piece_id, arrays, info)
+    return info
+
+
+@dataclass
+class RunnerOptions:
+    """Where a build's pieces run (engine.runner): jobs at once, on Ray or not, at which cluster address."""
+    jobs: int | None = 1
+    use_ray: bool = False
+    ray_address: str | None = None
+
+
+def build_pieces(builder: Builder, piece_ids: list[str], tasks: list[Task], desc: str, quiet: bool,
+                 runner: RunnerOptions | None) -> dict[str, dict]:
+    """Run the tasks of the pieces not yet built; -> every piece's info in `piece_ids` order (what meta.json lists).
+    A failed piece is named in one line and the others are kept; then DatasetError (run again to resume)."""
+    runner = runner or RunnerOptions()
+    try:
+        outcomes = run_tasks(tasks, runner.jobs, use_ray=runner.use_ray, ray_address=runner.ray_address, desc=desc,
+                             unit="piece", quiet=quiet)
+    except RunnerError as error:
+        raise DatasetError(str(error)) from None
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise DatasetError(f"{len(failed)} of {len(piece_ids)} pieces failed ({failed[0].label}: {failed[0].error}"
+                           f"{'; the others above' if len(failed) > 1 else ''}); the rest are kept: run the same "
+                           f"command again to retry")
+    built = {o.label: o.value for o in outcomes}
+    return {piece_id: built[piece_id] if piece_id in built else builder.done(piece_id) for piece_id in piece_ids}
 
 
 def render_piece(performance: Performance, program: int, font: Path, sample_rate: int, gain: float,

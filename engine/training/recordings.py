@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis
-from .dataset import (DATASET_HARMONICS, FORMAT, LOUD_DB, VERSION, Builder, DatasetError, note_frames_mask, piece_targets,
-                      progress_bar, resample)
+from .dataset import (DATASET_HARMONICS, FORMAT, LOUD_DB, VERSION, Builder, DatasetError, RunnerOptions, build_pieces,
+                      note_frames_mask, piece_targets, resample)
 from ..dsp import check_sample_rate
 from ..notes import Note, NoteError
 from ..params import FRAME_RATE, band_hz
+from ..runner import Task
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -198,9 +199,10 @@ def _cents_summary(f0: np.ndarray, reference: np.ndarray, notes: list[Note], val
 
 def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument_name: str,
                              program: int | None = None, held_out: int | None = None, sample_rate: int = 48000,
-                             seed: int = 0, quiet: bool = False) -> dict:
+                             seed: int = 0, quiet: bool = False, runner: RunnerOptions | None = None) -> dict:
     """Analyse a folder of monophonic recordings (WAV/FLAC, optional same-named .mid) into a dataset at `out`.
-    Held-out pieces are whole recordings (about 15 %, at least one when there are two or more)."""
+    Held-out pieces are whole recordings (about 15 %, at least one when there are two or more). One task per
+    recording on `runner` (engine.runner; default: one after another here)."""
     check_sample_rate(sample_rate)
     if not instrument_name or not instrument_name.replace("_", "").replace("-", "").isalnum():
         raise DatasetError(f"--instrument-name must be letters, digits, - or _, got {instrument_name!r}")
@@ -223,21 +225,10 @@ def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument
                 "files": {p.name: p.stat().st_size for p in files}}
     builder = Builder(out, settings)
     builder.start()
-    infos = {}
-    with progress_bar(len(files), f"dataset {instrument_name}", quiet) as bar:
-        for path, piece_id in zip(files, ids):
-            info = builder.done(piece_id)
-            if info is None:
-                midi = next((m for m in (path.with_suffix(s) for s in MIDI_SUFFIXES) if m.is_file()), None)
-                audio = read_recording(path, sample_rate)
-                try:
-                    arrays, info = recording_piece(audio, sample_rate, midi)
-                except (DatasetError, NoteError) as error:
-                    raise DatasetError(f"{path.name}: {error}") from None
-                info.update({"split": "test" if piece_id in test else "train", "file": path.name})
-                builder.write(piece_id, arrays, info)
-            infos[piece_id] = info
-            bar.update(1)
+    tasks = [Task(piece_id, build_recording_piece, (builder, piece_id, path, sample_rate,
+                                                     "test" if piece_id in test else "train"))
+             for path, piece_id in zip(files, ids) if builder.done(piece_id) is None]
+    infos = build_pieces(builder, ids, tasks, f"dataset {instrument_name}", quiet, runner)
     pitches = [int(p) for i in infos for p in np.load(out / "pieces" / f"{i}.npz")["notes"][:, 0]]
     splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
     meta = {"format": FORMAT, "version": VERSION, "instrument": instrument_name, "program": program,
@@ -245,6 +236,19 @@ def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument
             "frame_rate": FRAME_RATE, "pitch_range": [min(pitches), max(pitches)], "splits": splits, "seed": seed,
             "recordings": str(folder.resolve()), "pitch_tracker": f"pesto-pitch {analysis.PESTO_MODEL}"}
     return builder.finish(meta, infos)
+
+
+def build_recording_piece(builder: Builder, piece_id: str, path: Path, sample_rate: int, split: str) -> dict:
+    """Analyse one recording (with its same-named MIDI file, when there is one) into the dataset (a runner task)."""
+    midi = next((m for m in (path.with_suffix(s) for s in MIDI_SUFFIXES) if m.is_file()), None)
+    audio = read_recording(path, sample_rate)
+    try:
+        arrays, info = recording_piece(audio, sample_rate, midi)
+    except (DatasetError, NoteError) as error:
+        raise DatasetError(f"{path.name}: {error}") from None
+    info.update({"split": split, "file": path.name})
+    builder.write(piece_id, arrays, info)
+    return info
 
 
 def _piece_ids(files: list[Path]) -> list[str]:
