@@ -9,6 +9,7 @@ Run: .venv/bin/python bench/render_memory.py [--minutes 3 30] [--rates 48000 960
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ def long_chorale(path: Path, minutes: float) -> Path:
     out = pretty_midi.PrettyMIDI(initial_tempo=120.0)
     for track in one.instruments:
         copy = pretty_midi.Instrument(program=track.program, name=track.name)
-        for k in range(int(minutes * 60 // period)):
+        for k in range(math.ceil(minutes * 60 / period)):
             copy.notes += [pretty_midi.Note(n.velocity, n.pitch, n.start + k * period, n.end + k * period)
                            for n in track.notes]
         out.instruments.append(copy)

@@ -83,8 +83,9 @@ def cmd_render(args) -> None:
 
     from daw_bridge.files import write_json_atomic
     from .render import expression_document
-    from .stream import render_to_file
+    from .stream import render_to_file, return_freed_arrays
 
+    return_freed_arrays()
     logging.getLogger("engine.render").addHandler(logging.NullHandler())  # its warnings are printed below, once
     presets = choose_presets(clips, args.preset, args.track_preset)
     seconds = max(c.end for c in clips)

@@ -86,10 +86,9 @@ class FilteredNoise:
         total_stft = math.ceil(params.n_frames / FRAME_RATE * sample_rate / hop) + 1
         first_block = max((start - n_fft) // block_len, 0)
         last_block = min((stop + n_fft) // block_len, total_stft // NOISE_BLOCK_STFT)
-        silent = params.noise.amax(-1) < 1e-7
         for block in range(first_block, last_block + 1):
             j0, j1 = block * NOISE_BLOCK_STFT, min((block + 1) * NOISE_BLOCK_STFT, total_stft + 1)
-            if j1 <= j0 or self._silent(silent, j0, j1, hop, n_fft, sample_rate):
+            if j1 <= j0 or self._silent(params.noise, j0, j1, hop, n_fft, sample_rate):
                 continue
             generator = torch.Generator().manual_seed(_block_seed(seed, block))
             offset, grains = core.noise_block(params.noise, params.max_hz, sample_rate, FRAME_RATE, j0, j1, n_fft,
@@ -100,10 +99,12 @@ class FilteredNoise:
         return out
 
     @staticmethod
-    def _silent(silent: torch.Tensor, j0: int, j1: int, hop: int, n_fft: int, sample_rate: int) -> bool:
+    def _silent(noise: torch.Tensor, j0: int, j1: int, hop: int, n_fft: int, sample_rate: int) -> bool:
+        """Whether every noise band is below 1e-7 over the frames STFT frames [j0, j1) reach (looked at there
+        only: a streamed render asks once per block)."""
         f0 = max(int((j0 * hop - n_fft) * FRAME_RATE / sample_rate) - 1, 0)
-        f1 = min(int((j1 * hop + n_fft) * FRAME_RATE / sample_rate) + 2, silent.shape[0])
-        return f1 <= f0 or bool(silent[f0:f1].all())
+        f1 = min(int((j1 * hop + n_fft) * FRAME_RATE / sample_rate) + 2, noise.shape[0])
+        return f1 <= f0 or bool((noise[f0:f1].amax(-1) < 1e-7).all())
 
 
 def _block_seed(seed: int, block: int) -> int:
