@@ -217,7 +217,7 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
         return render_voice(notes, preset, sample_rate, n_samples, seed=voice_seed, controls=controls,
                             threads=threads if len(jobs) == 1 else 1)
 
-    pool = thread_pool(min(threads, len(jobs)))
+    pool = thread_pool(max(1, min(threads, len(jobs))))
     try:  # a progress callback that raises (a cancelled job) drops the voices not yet started
         for done, (job, voice) in enumerate(zip(jobs, pool.map(render_job, jobs)), 1):
             preset, notes = job[0], job[1]
