@@ -1,8 +1,9 @@
 """Real-time factor of the full render (notes -> controls -> params -> audio, reverb and mix included).
 
 Renders a ~60 s four-voice Bach chorale (music21 corpus) and its soprano alone at 16 / 44.1 / 48 kHz, and FluidSynth
-rendering the same MIDI in the same run as the reference (machines here are noisy: compare the ratios).
-Run: .venv/bin/python bench/render_speed.py [--preset NAME ...] [--repeats 3]
+rendering the same MIDI in the same run as the reference (machines here are noisy: compare the ratios). Voices run
+side by side on engine.render.render_threads() threads ($DDSP_RENDER_THREADS, default: the CPUs available).
+Run: .venv/bin/python bench/render_speed.py [--preset NAME ...] [--repeats 3] [--rates 48000 ...]
 """
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", action="append", help="presets to time (default: parametric + trained ones)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the main thread")
+    parser.add_argument("--rates", type=int, nargs="+", default=[16000, 44100, 48000])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from engine.presets import list_presets
@@ -77,13 +79,18 @@ def main() -> None:
         midi = chorale_midi(Path(tmp) / "chorale.mid")
         clips = clips_from_midi(midi)
         seconds = max(c.end for c in clips)
+        try:
+            from engine.render import render_threads
+            threads = f"render threads {render_threads()}, "
+        except ImportError:  # an engine from before render threads
+            threads = ""
         print(f"chorale: {seconds:.1f} s, {sum(len(c.notes) for c in clips)} notes, {len(clips)} voices; "
-              f"torch threads {args.threads}; best of {args.repeats}")
+              f"{threads}torch threads {args.threads}; best of {args.repeats}")
         print(f"{'preset':<12} {'rate':>6} {'voices':>6} {'render s':>9} {'x real time':>11} {'fluidsynth s':>12} "
               f"{'ours / fluidsynth':>17}")
         for name in names:
             preset = load_preset(name)
-            for sample_rate in (16000, 44100, 48000):
+            for sample_rate in args.rates:
                 fluid = fluidsynth_seconds(midi, sample_rate, args.repeats)
                 for parts in ([(clips[0], preset)], [(c, preset) for c in clips]):
                     took = best_of(args.repeats, lambda: render_clips(parts, sample_rate))

@@ -85,31 +85,33 @@ def cmd_render(args) -> None:
     from tqdm import tqdm
 
     from daw_bridge.files import write_json_atomic
-    from .render import expression_document, render_clips, write_audio
+    from .render import expression_document
+    from .stream import render_to_file, return_freed_arrays
 
+    return_freed_arrays()
     logging.getLogger("engine.render").addHandler(logging.NullHandler())  # its warnings are printed below, once
     presets = choose_presets(clips, args.preset, args.track_preset)
     seconds = max(c.end for c in clips)
-    with tqdm(total=sum(len(c.voices()) for c in clips), unit="voice", desc="render",
-              disable=seconds * len(clips) < 1.0 or args.quiet, file=sys.stderr) as bar:
-        result = render_clips(list(zip(clips, presets)), args.sample_rate, seed=args.seed, stems=bool(args.stems),
-                              progress=lambda done, total: bar.update(done - bar.n))
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    write_audio(args.output, result.audio, args.sample_rate, args.bits)
+    stem_paths = None
     if args.stems:
         names = [f"{i:02d}-{_slug(c.name)}-v{v}" for i, c in enumerate(clips) for v in range(len(c.voices()))]
-        for name, stem in zip(names, result.stems):
-            write_audio(Path(args.stems) / f"{name}{Path(args.output).suffix}", stem, args.sample_rate, args.bits)
+        stem_paths = [Path(args.stems) / f"{name}{Path(args.output).suffix}" for name in names]
+    n_voices = sum(len(c.voices()) for c in clips)
+    with tqdm(total=n_voices + 1, unit="step", desc="render", bar_format="{l_bar}{bar}| {elapsed}<{remaining}",
+              disable=seconds * len(clips) < 1.0 or args.quiet, file=sys.stderr) as bar:
+        result = render_to_file(list(zip(clips, presets)), args.output, args.sample_rate, args.bits, seed=args.seed,
+                                stem_paths=stem_paths, progress=lambda done, total: bar.update(done - bar.n))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.expression and not Path(args.expression).exists():
         from .curves import sounding_controls
 
         write_json_atomic(args.expression, expression_document(clips, result.controls,
                                                                sounding_controls(result.voices)))
         print(f"wrote the per-note controls to {args.expression} (edit it and render again)", file=sys.stderr)
-    peak = float(abs(result.audio).max())
+    peak = result.peak
     if not args.quiet:
-        print(f"{args.output}: {result.duration:.2f} s at {args.sample_rate} Hz, {len(result.voices)} voices, "
+        print(f"{args.output}: {result.duration:.2f} s at {args.sample_rate} Hz, {result.n_voices} voices, "
               f"peak {peak:.3f}{' (clipped: lower the volume control or use --bits float)' if peak > 1 and args.bits != 'float' else ''}")
 
 
@@ -121,14 +123,14 @@ def render_batch_output(job) -> dict:
     import torch
 
     from .batch import check_job, write_sidecar
-    from .render import render_clips, write_audio
+    from .stream import render_to_file
 
     torch.set_num_threads(1)  # one task per core
     logging.getLogger("engine.render").addHandler(logging.NullHandler())  # warnings come back in the result
     check_job(job)
     clips = load_clips(job.midi)
-    result = render_clips(list(zip(clips, choose_presets(clips, job.preset, []))), job.sample_rate, seed=0)
-    write_audio(job.output, result.audio, job.sample_rate, job.bits)
+    result = render_to_file(list(zip(clips, choose_presets(clips, job.preset, []))), job.output, job.sample_rate,
+                            job.bits, seed=0, threads=1)
     write_sidecar(job)
     return {"seconds": result.duration, "warnings": result.warnings}
 

@@ -88,13 +88,16 @@ def frames_per_period(sample_rate: int, frame_rate: int) -> int:
 
 
 def harmonic_block(f0: torch.Tensor, harmonic_amplitudes: torch.Tensor, phases: torch.Tensor, frame0: int,
-                   frame1: int, sample_rate: int, frame_rate: int) -> torch.Tensor:
+                   frame1: int, sample_rate: int, frame_rate: int,
+                   workspace: torch.Tensor | None = None) -> torch.Tensor:
     """Sum of harmonic sines from frame `frame0` to `frame1`, both multiples of `frames_per_period`.
 
     f0: (frames,) Hz; harmonic_amplitudes: (frames, K) linear, already zero where not audible; phases: (frames,)
     from `frame_phases`; all with at least frame1 + 1 frames -> (samples,) float32, samples from
     frame0 * sample_rate / frame_rate. Amplitudes are linear between frames; by linearity each sample is
     (1 - u) <sines, A_j> + u <sines, A_j+1>, computed as small batched matrix products per period.
+    workspace: float32 with at least samples * K elements, reused for the sines (a fresh (samples, K) array on
+    every block costs as much as the sines themselves: page faults), or None.
     """
     period = frames_per_period(sample_rate, frame_rate)
     period_samples = period * sample_rate // frame_rate
@@ -107,7 +110,12 @@ def harmonic_block(f0: torch.Tensor, harmonic_amplitudes: torch.Tensor, phases: 
     k = int(active.max()) + 1
     index, frac = sample_frame_positions(start, stop, sample_rate, frame_rate, f0.shape[0])
     phase = sample_phases(f0, phases, index, frac, frame_rate)
-    sines = torch.sin(phase[:, None] * torch.arange(1, k + 1, dtype=torch.float32))
+    numbers = torch.arange(1, k + 1, dtype=torch.float32)
+    if workspace is None:
+        sines = torch.sin(phase[:, None] * numbers)
+    else:
+        sines = torch.mul(phase[:, None], numbers, out=workspace[:phase.shape[0] * k].view(-1, k))
+        torch.sin(sines, out=sines)
     n_periods = (frame1 - frame0) // period
     corners = used[:, :k].unfold(0, period + 1, period)  # (periods, K, period + 1)
     per_frame = torch.bmm(sines.reshape(n_periods, period_samples, k), corners)  # (periods, samples, period + 1)
@@ -168,10 +176,3 @@ def noise_block(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, frame
     out = torch.nn.functional.fold(grains.T[None], output_size=(1, (n_stft - 1) * hop + n_fft),
                                    kernel_size=(1, n_fft), stride=(1, hop))
     return first_stft * hop - n_fft // 2, out.reshape(-1)
-
-
-def fft_convolve(signal: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
-    """Full linear convolution by overlap-add FFT (memory bounded by the block, not the signal)."""
-    from scipy.signal import oaconvolve
-
-    return oaconvolve(signal, impulse_response, mode="full").astype(np.float32)

@@ -37,6 +37,7 @@ class Harmonic:
         last = -(-stop * FRAME_RATE // sample_rate) // block * block + block
         f0 = _pad_frames(params.f0, last + 2)
         phases = core.frame_phases(f0, FRAME_RATE, _pad_frames(params.amplitude, last + 2))
+        workspace = torch.empty(block * sample_rate // FRAME_RATE * params.harmonics.shape[1])
         for frame in range(first, last, block):
             # Amplitudes of this block's frames (+1 for interpolation, +1 neighbour for the audibility mask).
             lo, hi = max(frame - 1, 0), frame + block + 2
@@ -44,7 +45,7 @@ class Harmonic:
             amps = amps * core.audible_harmonics(f0[lo:hi], amps.shape[1], limit)
             local_f0 = f0[frame:frame + block + 1]
             samples = core.harmonic_block(local_f0, amps[frame - lo:], phases[frame:frame + block + 1], 0, block,
-                                          sample_rate, FRAME_RATE)
+                                          sample_rate, FRAME_RATE, workspace)
             b0 = frame * sample_rate // FRAME_RATE
             s0, s1 = max(b0, start), min(b0 + samples.shape[0], stop)
             if s1 > s0:
@@ -85,10 +86,9 @@ class FilteredNoise:
         total_stft = math.ceil(params.n_frames / FRAME_RATE * sample_rate / hop) + 1
         first_block = max((start - n_fft) // block_len, 0)
         last_block = min((stop + n_fft) // block_len, total_stft // NOISE_BLOCK_STFT)
-        silent = params.noise.amax(-1) < 1e-7
         for block in range(first_block, last_block + 1):
             j0, j1 = block * NOISE_BLOCK_STFT, min((block + 1) * NOISE_BLOCK_STFT, total_stft + 1)
-            if j1 <= j0 or self._silent(silent, j0, j1, hop, n_fft, sample_rate):
+            if j1 <= j0 or self._silent(params.noise, j0, j1, hop, n_fft, sample_rate):
                 continue
             generator = torch.Generator().manual_seed(_block_seed(seed, block))
             offset, grains = core.noise_block(params.noise, params.max_hz, sample_rate, FRAME_RATE, j0, j1, n_fft,
@@ -99,10 +99,12 @@ class FilteredNoise:
         return out
 
     @staticmethod
-    def _silent(silent: torch.Tensor, j0: int, j1: int, hop: int, n_fft: int, sample_rate: int) -> bool:
+    def _silent(noise: torch.Tensor, j0: int, j1: int, hop: int, n_fft: int, sample_rate: int) -> bool:
+        """Whether every noise band is below 1e-7 over the frames STFT frames [j0, j1) reach (looked at there
+        only: a streamed render asks once per block)."""
         f0 = max(int((j0 * hop - n_fft) * FRAME_RATE / sample_rate) - 1, 0)
-        f1 = min(int((j1 * hop + n_fft) * FRAME_RATE / sample_rate) + 2, silent.shape[0])
-        return f1 <= f0 or bool(silent[f0:f1].all())
+        f1 = min(int((j1 * hop + n_fft) * FRAME_RATE / sample_rate) + 2, noise.shape[0])
+        return f1 <= f0 or bool((noise[f0:f1].amax(-1) < 1e-7).all())
 
 
 def _block_seed(seed: int, block: int) -> int:
@@ -136,32 +138,85 @@ class Reverb:
         return len(self.impulse_response) / self.ir_rate
 
     def get_signal(self, dry: np.ndarray, sample_rate: int) -> np.ndarray:
-        """dry: (n,) -> (n + ir_length - 1,) dry plus reverberated signal, times the gain."""
-        ir = self.ir_at(sample_rate)
-        out = np.zeros(dry.shape[0] + ir.shape[0] - 1, dtype=np.float32)
+        """dry: (n,) -> (n + ir_length - 1,) dry plus reverberated signal, times the gain: `stream` fed the whole
+        signal, so a signal streamed block by block gets the same samples."""
+        stream = self.stream(sample_rate)
+        pieces = [stream.push(dry[lo:lo + REVERB_BLOCK]) for lo in range(0, dry.shape[0], REVERB_BLOCK)]
+        return np.concatenate(pieces + [stream.tail()])
+
+    def stream(self, sample_rate: int) -> "ReverbStream":
+        return ReverbStream(self, sample_rate)
+
+
+REVERB_BLOCK = 2 ** 17  # input samples per convolution block, on a grid from the signal's first sample
+
+
+class ReverbStream:
+    """A Reverb applied to a signal that arrives REVERB_BLOCK samples at a time: each block is convolved with the
+    impulse response by FFT (from its first non-zero sample, so FFT round-off puts nothing into silence before a
+    sound) and overlap-added; `push` returns the finished output samples of the block it was given. Memory: one
+    block and one impulse response, whatever the signal's length."""
+
+    def __init__(self, reverb: Reverb, sample_rate: int):
+        self.reverb = reverb
+        ir = reverb.ir_at(sample_rate)
+        self.n_fft = 2 ** math.ceil(math.log2(REVERB_BLOCK + ir.shape[0] - 1))
+        self.ir_spectrum = np.fft.rfft(ir.astype(np.float64), self.n_fft)
+        self.pending = np.zeros(REVERB_BLOCK + ir.shape[0] - 1, dtype=np.float32)  # wet sums from the next sample on
+        self.ended = False
+
+    def push(self, dry: np.ndarray) -> np.ndarray:
+        """The next (n,) samples of the signal, n = REVERB_BLOCK (less only for the last block) -> (n,) output."""
+        if self.ended or dry.shape[0] > REVERB_BLOCK:
+            raise ValueError("a reverb stream takes REVERB_BLOCK samples at a time, fewer only at the end")
+        n = dry.shape[0]
+        self.ended = n < REVERB_BLOCK
         sounding = np.flatnonzero(dry)
-        if sounding.size == 0 or self.wet <= 0:
-            out[: dry.shape[0]] = dry
-        else:
-            # Convolve from the first sound on: FFT round-off must not put noise into the silence before it.
+        if sounding.size and self.reverb.wet > 0:
             first = int(sounding[0])
-            out[first:] = core.fft_convolve(dry[first:], ir) * self.wet
-            out[: dry.shape[0]] += dry * (1.0 - self.wet)
-        if self.gain != 1.0:
-            out *= np.float32(self.gain)
+            length = n - first + self.pending.shape[0] - REVERB_BLOCK
+            wet = np.fft.irfft(np.fft.rfft(dry[first:].astype(np.float64), self.n_fft) * self.ir_spectrum,
+                               self.n_fft)[:length]
+            self.pending[first:first + length] += wet.astype(np.float32) * np.float32(self.reverb.wet)
+        out = self.pending[:n] + dry * np.float32(1.0 - self.reverb.wet)
+        self.pending = np.concatenate([self.pending[n:], np.zeros(n, dtype=np.float32)])
+        return self._gained(out)
+
+    def tail(self) -> np.ndarray:
+        """The ir_length - 1 samples after the signal's end (call once, after the last block)."""
+        return self._gained(self.pending[:self.pending.shape[0] - REVERB_BLOCK].copy())
+
+    def _gained(self, out: np.ndarray) -> np.ndarray:
+        if self.reverb.gain != 1.0:
+            out *= np.float32(self.reverb.gain)
         return out
 
 
 def synthesize(params: SynthParams, sample_rate: int, n_samples: int, seed: int = 0,
-               start: int = 0) -> torch.Tensor:
-    """Dry harmonic-plus-noise audio of one voice, samples [start, start + n_samples) -> (n_samples,) float32."""
+               start: int = 0, threads: int = 1) -> torch.Tensor:
+    """Dry harmonic-plus-noise audio of one voice, samples [start, start + n_samples) -> (n_samples,) float32.
+
+    Any range is made exactly as the whole makes it, so `threads` > 1 makes consecutive ranges side by side (one
+    torch thread each) with the same result."""
     check_sample_rate(sample_rate)
-    stop = start + n_samples
     out = torch.zeros(n_samples)
-    with torch.no_grad():
-        Harmonic().get_signal(params, sample_rate, start, stop, out)
-        FilteredNoise().get_signal(params, sample_rate, start, stop, seed, out)
+    step = max(sample_rate, -(-n_samples // max(1, threads)))  # ranges of at least a second
+    ranges = [(lo, min(lo + step, n_samples)) for lo in range(0, n_samples, step)]
+    if len(ranges) <= 1:
+        _synthesize_range(params, sample_rate, seed, start, out)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(ranges), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        list(pool.map(lambda r: _synthesize_range(params, sample_rate, seed, start + r[0], out[r[0]:r[1]]), ranges))
     return out
+
+
+def _synthesize_range(params: SynthParams, sample_rate: int, seed: int, start: int, out: torch.Tensor) -> None:
+    """Add samples [start, start + len(out)) of the voice into `out`."""
+    with torch.no_grad():
+        Harmonic().get_signal(params, sample_rate, start, start + out.shape[0], out)
+        FilteredNoise().get_signal(params, sample_rate, start, start + out.shape[0], seed, out)
 
 
 def check_sample_rate(sample_rate: int) -> None:

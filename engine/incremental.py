@@ -21,13 +21,20 @@ same preset, rate, seed, length and notes (ids, pitches, times, velocities) is r
    limited mix stays as it was. The cache keeps the mix before the limiter and, once one was needed, after it.
 
 The result equals a full render to float32 rounding (tests/test_incremental.py: max abs difference < 1e-5).
+
+Where the mix lives: given a `folder`, `RenderCache` renders in full with engine.stream (block by block) and keeps
+each clip's mix (and limited mix) in nameless engine.stream.SampleFile's there, on disk, read and written by range:
+the memory a clip holds is then its voices' parameters only, whatever its length. Without a folder the mixes are
+arrays in memory (engine.render.render_clip).
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -39,8 +46,11 @@ from .dsp import synthesize
 from .notes import Clip, Note
 from .params import FRAME_RATE, SynthParams
 from .presets import Preset
-from .render import limit_range, limit_reach, limiter_warning, note_gate, render_clip, resolve_voices
+from .render import Limited, limit_range, limit_reach, limiter_warning, note_gate, render_clip, resolve_voices
+from .stream import SampleFile, prepare, render_mix
 from .synthesis import sounding_frames
+
+log = logging.getLogger("engine.render")
 
 WINDOW_CONTEXTS = (2, 6)  # neighbouring notes each side tried for a local parameter regeneration
 
@@ -61,24 +71,29 @@ class VoiceState:
 class CachedRender:
     key: tuple  # (preset path, sample rate, seed, n_samples, notes without controls)
     voices: list[VoiceState]
-    mix: np.ndarray  # (n_samples,) float32, with reverb, before the limiter
+    mix: np.ndarray | SampleFile  # (n_samples,) float32, with reverb, before the limiter
     controls: dict[str, tuple[float, ...]]
-    limited: np.ndarray | None = None  # the mix after the limiter, once a render of the clip needed it
+    limited: np.ndarray | SampleFile | None = None  # the mix after the limiter, once a render of the clip needed it
 
     @property
-    def audio(self) -> np.ndarray:
+    def audio(self) -> np.ndarray | SampleFile:
         return self.mix if self.limited is None else self.limited
 
     @property
     def nbytes(self) -> int:
+        """Bytes held in memory (parameters, and the mixes unless they are on disk)."""
         params = sum(t.numel() * t.element_size() for v in self.voices
                      for t in (v.params.f0, v.params.amplitude, v.params.harmonics, v.params.noise))
-        return params + self.mix.nbytes + (0 if self.limited is None else self.limited.nbytes)
+        return params + sum(a.nbytes for a in (self.mix, self.limited) if isinstance(a, np.ndarray))
+
+    @property
+    def disk_bytes(self) -> int:
+        return sum(a.nbytes for a in (self.mix, self.limited) if isinstance(a, SampleFile))
 
 
 @dataclass
 class Rendered:
-    audio: np.ndarray  # (n_samples,) float32; owned by the cache: valid until the next render of the clip id
+    audio: np.ndarray | SampleFile  # (n_samples,) float32; owned by the cache: valid until the clip's next render
     sample_rate: int
     controls: dict[str, tuple[float, ...]]  # note id -> six controls used
     rerendered: list[str]  # ids of the notes whose audio was (re)made
@@ -107,8 +122,12 @@ def n_samples_for(clip: Clip, preset: Preset, sample_rate: int, length: float | 
 
 
 def render_full(clip: Clip, preset: Preset, sample_rate: int, seed: int, length: float | None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[Rendered, CachedRender]:
-    """A full render (engine.render.render_clip) and the state an incremental re-render needs."""
+                progress: Callable[[int, int], None] | None = None,
+                folder: Path | None = None) -> tuple[Rendered, CachedRender]:
+    """A full render (engine.render.render_clip; streamed into files in `folder` when given) and the state an
+    incremental re-render needs."""
+    if folder is not None:
+        return _render_full_on_disk(clip, preset, sample_rate, seed, length, progress, folder)
     result = render_clip(clip, preset, sample_rate, seed=seed, duration=length or None, progress=progress)
     voices = [VoiceState(v.notes, v.controls, v.params, voice_seed(seed, i)) for i, v in enumerate(result.voices)]
     mix, limited = (result.audio, None) if result.unlimited is None else (result.unlimited, result.audio)
@@ -116,6 +135,31 @@ def render_full(clip: Clip, preset: Preset, sample_rate: int, seed: int, length:
                           dict(result.controls), limited)
     return Rendered(cached.audio, sample_rate, cached.controls, [n.id for n in clip.notes], "full",
                     warnings=list(result.warnings)), cached
+
+
+def _render_full_on_disk(clip: Clip, preset: Preset, sample_rate: int, seed: int, length: float | None,
+                         progress: Callable[[int, int], None] | None, folder: Path) -> tuple[Rendered, CachedRender]:
+    """render_full, the mix streamed block by block (engine.stream) into SampleFiles in `folder`: the same
+    samples as render_clip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rendering = prepare([(clip, preset)], sample_rate, seed, length or None,
+                        progress=lambda done, total: progress(done, total + 1) if progress else None)
+    n_voices = len(rendering.voices)
+    mix = SampleFile(folder, rendering.n_samples)
+    render_mix(rendering, mix, progress=lambda done, total: progress(n_voices + done / total, n_voices + 1)
+               if progress else None)
+    warning = limiter_warning(mix)
+    limited = None
+    if warning:
+        limited, source = SampleFile(folder, rendering.n_samples), Limited(mix, sample_rate)
+        for lo in range(0, rendering.n_samples, 2 ** 18):
+            limited[lo:lo + 2 ** 18] = source[lo:lo + 2 ** 18]
+        log.warning("%s", warning)
+    voices = [VoiceState(v.notes, v.controls, v.params, voice_seed(seed, i)) for i, v in enumerate(rendering.voices)]
+    cached = CachedRender(render_key(clip, preset, sample_rate, seed, rendering.n_samples), voices, mix,
+                          dict(rendering.controls), limited)
+    return Rendered(cached.audio, sample_rate, cached.controls, [n.id for n in clip.notes], "full",
+                    warnings=[warning] if warning else []), cached
 
 
 def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_rate: int) -> Rendered:
@@ -164,7 +208,7 @@ def _relimit(cached: CachedRender, start: int, stop: int, sample_rate: int) -> t
     if cached.limited is None:
         if limiter_warning(cached.mix[start:stop]) is None:
             return start, stop  # nothing else exceeds the ceiling either: no limiter
-        cached.limited = cached.mix.copy()
+        cached.limited = cached.mix.copy()  # an array, or a SampleFile in the same folder
     reach = limit_reach(sample_rate)
     start, stop = max(0, start - reach), min(cached.mix.shape[0], stop + reach)
     limit_range(cached.mix, cached.limited, start, stop, sample_rate)
@@ -283,9 +327,12 @@ class RenderCache:
     """Renders clips by id, incrementally when possible; keeps the last render of each clip id, least recently used
     first out beyond `max_bytes`. Thread-safe: renders of one clip id are serialised (`lock(clip_id)`)."""
 
-    def __init__(self, max_bytes: int = 512 * 2 ** 20, incremental: bool = True):
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int = 512 * 2 ** 20, incremental: bool = True, folder: Path | None = None,
+                 max_disk_bytes: int = 8 * 2 ** 30):
+        self.max_bytes = max_bytes  # in memory (parameters; mixes too when there is no folder)
         self.incremental = incremental
+        self.folder = folder  # where mixes are kept on disk (see the module docstring), or None: in memory
+        self.max_disk_bytes = max_disk_bytes
         self.entries: OrderedDict[str, CachedRender] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -311,7 +358,8 @@ class RenderCache:
             else:
                 self._store(clip_id, cached)
                 return rendered
-        rendered, cached = render_full(clip, preset, sample_rate, seed, length, progress)
+        cached = None  # the old entry's files go before the new render makes its own
+        rendered, cached = render_full(clip, preset, sample_rate, seed, length, progress, self.folder)
         self._store(clip_id, cached)
         return rendered
 
@@ -319,9 +367,10 @@ class RenderCache:
         with self._guard:
             self.entries[clip_id] = cached
             total = sum(e.nbytes for e in self.entries.values())
-            while total > self.max_bytes and len(self.entries) > 1:
-                _, dropped = self.entries.popitem(last=False)
-                total -= dropped.nbytes
+            disk = sum(e.disk_bytes for e in self.entries.values())
+            while (total > self.max_bytes or disk > self.max_disk_bytes) and len(self.entries) > 1:
+                _, dropped = self.entries.popitem(last=False)  # its files close when it is no longer used
+                total, disk = total - dropped.nbytes, disk - dropped.disk_bytes
 
     def forget(self, clip_id: str) -> None:
         with self._guard:

@@ -251,6 +251,20 @@ def vibrato_reading(deviation: np.ndarray) -> float:
     return 10.0 * float(spectrum[band].max()) if band.any() else 0.0
 
 
+def linear_reading(base: np.ndarray, direction: np.ndarray):
+    """g -> vibrato_reading(base + g * direction) for notes long enough to have a reading, from two spectra made
+    once (the FFT is linear): the same reading up to float64 rounding, without an FFT per evaluation."""
+    n = base.shape[0]
+    window = tukey(n, 0.5)
+    freqs = np.fft.rfftfreq(n, 1.0 / FRAME_RATE)
+    band = (freqs >= VIBRATO_BAND_HZ[0]) & (freqs <= VIBRATO_BAND_HZ[1])
+    if not band.any():
+        return lambda g: 0.0
+    fixed = np.fft.rfft((base - base.mean()) * window)[band]
+    moving = np.fft.rfft((direction - direction.mean()) * window)[band]
+    return lambda g: 10.0 * float((np.abs(fixed + g * moving) / n).max())
+
+
 def _solve_gain(reading, target: float, tolerance: float = 1e-4) -> float:
     """Smallest-ish g >= 0 with reading(g) ~= target, for a reading that grows about linearly in g."""
     low, high = 0.0, 1.0
@@ -279,21 +293,26 @@ def project_vibrato(deviation: np.ndarray, target: float, rate_hz: float) -> np.
     band = np.fft.irfft(spectrum * ((freqs >= 2.5) & (freqs <= 9.5)), n)
     rest = deviation - band
     if vibrato_reading(band) > 0.02:
-        gain = _solve_gain(lambda g: vibrato_reading(rest + g * band), target)
+        gain = _solve_gain(linear_reading(rest, band), target)
         return rest + gain * band
     t = np.arange(n) / FRAME_RATE - 0.15 * n / FRAME_RATE  # starts after 15 % of the note, fades in over 0.15 s
     sine = np.sin(2 * np.pi * rate_hz * t) * np.clip(t / 0.15, 0.0, 1.0)
-    gain = _solve_gain(lambda g: vibrato_reading(deviation + g * sine), target)
+    gain = _solve_gain(linear_reading(deviation, sine), target)
     return deviation + gain * sine
 
 
 def project_brightness(harmonics: np.ndarray, brightness: float) -> np.ndarray:
     """A note's harmonic distributions (n, H), zero where inaudible -> tilted by k^-alpha (one alpha per note) so
     the note-mean centroid is 12 * brightness (the nearest reachable one when out of reach)."""
-    numbers = np.arange(1, harmonics.shape[1] + 1, dtype=np.float64)
     audible = harmonics > 0
     if not audible.any():
         return harmonics
+    width = int(audible.any(0).nonzero()[0].max()) + 1  # the columns past the last audible one stay zero
+    if width < harmonics.shape[1]:
+        out = np.zeros_like(harmonics)
+        out[:, :width] = project_brightness(harmonics[:, :width], brightness)
+        return out
+    numbers = np.arange(1, harmonics.shape[1] + 1, dtype=np.float64)
     log_h = np.where(audible, np.log(np.maximum(harmonics, 1e-30)), -np.inf)
 
     def tilted(alpha: float) -> np.ndarray:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -27,7 +29,6 @@ import torch
 
 from .curves import apply_curves
 from .dsp import check_sample_rate, synthesize
-from daw_bridge.files import write_atomic
 from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
 from .params import SynthParams, frames_for
 from .presets import Preset
@@ -38,6 +39,8 @@ FADE_IN_SECONDS = 0.001
 FADE_OUT_SECONDS = 0.005
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 CHORD_SECONDS = 0.001  # notes whose onsets lie this close to a chord's first onset belong to the chord
+
+BLOCK_SAMPLES = 2 ** 18  # samples read, limited or written at a time by functions that take whole signals
 
 LIMIT_CEILING_DB = -0.1  # sample peak the limiter keeps the mix under
 LIMIT_CEILING = 10.0 ** (LIMIT_CEILING_DB / 20.0)
@@ -112,48 +115,88 @@ def _even_out(chord: list[tuple[bool, int, int]], controls: list[torch.Tensor]) 
         controls[v][i] = mean
 
 
-def note_gate(notes: Sequence[Note], n_samples: int, sample_rate: int) -> np.ndarray:
-    """(n_samples,) 0..1: open over each note, exact to the sample at onsets; voice notes must not overlap."""
-    gate = np.zeros(n_samples, dtype=np.float32)
+def note_gate(notes: Sequence[Note], n_samples: int, sample_rate: int,
+              window: tuple[int, int] | None = None) -> np.ndarray:
+    """(n_samples,) 0..1: open over each note, exact to the sample at onsets; voice notes must not overlap.
+    window (start, stop): only samples [start, stop) of that gate -> (stop - start,), the same values."""
+    start, stop = window or (0, n_samples)
+    gate = np.zeros(stop - start, dtype=np.float32)
     fade_in = max(1, int(round(FADE_IN_SECONDS * sample_rate)))
     fade_out = max(1, int(round(FADE_OUT_SECONDS * sample_rate)))
+
+    def put(first: int, values: np.ndarray) -> None:  # gate[first:first + len(values)] in render samples
+        lo, hi = max(first, start), min(first + values.shape[0], stop)
+        if hi > lo:
+            gate[lo - start:hi - start] = values[lo - first:hi - first]
+
     for i, note in enumerate(notes):
-        start = int(round(note.onset * sample_rate))
-        stop = min(int(round(note.offset * sample_rate)), n_samples)
-        if start >= stop:
+        on = int(round(note.onset * sample_rate))
+        off = min(int(round(note.offset * sample_rate)), n_samples)
+        if on >= off or off <= start or on >= stop:
             continue
-        gate[start:stop] = 1.0
-        joined_before = i > 0 and int(round(notes[i - 1].offset * sample_rate)) >= start
-        joined_after = i + 1 < len(notes) and int(round(notes[i + 1].onset * sample_rate)) <= stop
+        lo, hi = max(on, start), min(off, stop)
+        if hi > lo:
+            gate[lo - start:hi - start] = 1.0
+        joined_before = i > 0 and int(round(notes[i - 1].offset * sample_rate)) >= on
+        joined_after = i + 1 < len(notes) and int(round(notes[i + 1].onset * sample_rate)) <= off
         if not joined_before:
-            n = min(fade_in, stop - start)
-            gate[start:start + n] = np.arange(1, n + 1, dtype=np.float32) / fade_in
+            n = min(fade_in, off - on)
+            put(on, np.arange(1, n + 1, dtype=np.float32) / fade_in)
         if not joined_after:
-            n = min(fade_out, stop - start)
-            gate[stop - n:stop] = np.minimum(gate[stop - n:stop], np.arange(n, 0, -1, dtype=np.float32) / fade_out)
+            n = min(fade_out, off - on)
+            ramp = np.arange(n, 0, -1, dtype=np.float32) / fade_out
+            lo, hi = max(off - n, start), min(off, stop)
+            if hi > lo:
+                put(lo, np.minimum(gate[lo - start:hi - start], ramp[lo - (off - n):hi - (off - n)]))
     return gate
 
 
-def render_voice(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int, seed: int,
-                 controls: torch.Tensor | None = None) -> VoiceRender:
-    """One monophonic voice, dry (no reverb); `controls` (n, 6) default to `resolve_controls(notes, preset)`. The
-    notes' curves shape the generated parameters (engine.curves.apply_curves)."""
-    controls = resolve_controls(notes, preset) if controls is None else controls
+def render_threads() -> int:
+    """Threads a render runs voices (or parts of one voice) on: $DDSP_RENDER_THREADS, else the CPUs this process
+    may use. Each gets one torch thread: the voices are the parallel work."""
+    configured = os.environ.get("DDSP_RENDER_THREADS", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"DDSP_RENDER_THREADS={configured!r}: use a whole number of threads, 1 or more")
+        return int(configured)
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def thread_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool whose threads run torch with one thread each, set before their first torch call (torch keeps the
+    thread count per thread: a fresh thread would otherwise use all cores and differ in the last bits)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="render", initializer=torch.set_num_threads,
+                              initargs=(1,))
+
+
+def voice_params(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int,
+                 controls: torch.Tensor) -> SynthParams:
+    """The synthesis parameters of one voice of a render n_samples long (both render paths use this), shaped by the
+    notes' curves (engine.curves.apply_curves)."""
     n_frames = frames_for(max(n_samples / sample_rate, max(n.offset for n in notes)))
     with torch.no_grad():
-        params = apply_curves(preset.synthesis.generate(notes, controls, n_frames), notes)
-    dry = synthesize(params, sample_rate, n_samples, seed=seed).numpy()
+        return apply_curves(preset.synthesis.generate(notes, controls, n_frames), notes)
+
+
+def render_voice(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int, seed: int,
+                 controls: torch.Tensor | None = None, threads: int = 1) -> VoiceRender:
+    """One monophonic voice, dry (no reverb); `controls` (n, 6) default to `resolve_controls(notes, preset)`.
+    threads > 1 synthesises parts of the voice side by side (the same samples: engine.dsp.synthesize)."""
+    controls = resolve_controls(notes, preset) if controls is None else controls
+    params = voice_params(notes, preset, sample_rate, n_samples, controls)
+    dry = synthesize(params, sample_rate, n_samples, seed=seed, threads=threads).numpy()
     dry *= note_gate(notes, n_samples, sample_rate)
     return VoiceRender(list(notes), controls, params, dry)
 
 
 def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: int = 0,
                  duration: float | None = None, stems: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> RenderResult:
+                 progress: Callable[[int, int], None] | None = None, threads: int | None = None) -> RenderResult:
     """Render clips, each with its preset, into one mix of `duration` seconds (default: last offset + reverb tail).
 
-    The same parts, rate and seed give the same samples. A mix over LIMIT_CEILING is limited (`limit`), with a
-    warning in the result (and in the log).
+    The same parts, rate and seed give the same samples, whatever `threads` (default `render_threads()`): voices
+    are rendered side by side, one torch thread each, and mixed in order. A mix over LIMIT_CEILING is limited
+    (`limit`), with a warning in the result (and in the log).
     """
     check_sample_rate(sample_rate)
     if not parts:
@@ -163,24 +206,33 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
     if not (0 < duration <= 3600 + 60):
         raise NoteError(f"render length {duration!r} s is out of range")
     n_samples = int(round(duration * sample_rate))
-    voice_lists = [clip.voices() for clip, _ in parts]
-    total, done = sum(len(v) for v in voice_lists), 0
+    threads = render_threads() if threads is None else threads
+    jobs = [(preset, notes, controls, seed * 1009 + clip_index * 101 + voice_index)
+            for clip_index, (clip, preset) in enumerate(parts)
+            for voice_index, (notes, controls) in enumerate(zip(clip.voices(), resolve_voices(clip.voices(), preset)))]
     mix = np.zeros(n_samples, dtype=np.float32)
     result = RenderResult(mix, sample_rate, {}, [], [] if stems else None)
     dry_by_preset: dict[int, tuple[Preset, np.ndarray]] = {}  # reverb is linear: one convolution per preset
-    for clip_index, ((clip, preset), voices) in enumerate(zip(parts, voice_lists)):
-        dry_sum = dry_by_preset.setdefault(id(preset), (preset, np.zeros(n_samples, dtype=np.float32)))[1]
-        for voice_index, (notes, controls) in enumerate(zip(voices, resolve_voices(voices, preset))):
-            voice = render_voice(notes, preset, sample_rate, n_samples,
-                                 seed=seed * 1009 + clip_index * 101 + voice_index, controls=controls)
+
+    def render_job(job) -> VoiceRender:
+        preset, notes, controls, voice_seed = job
+        return render_voice(notes, preset, sample_rate, n_samples, seed=voice_seed, controls=controls,
+                            threads=threads if len(jobs) == 1 else 1)
+
+    pool = thread_pool(max(1, min(threads, len(jobs))))
+    try:  # a progress callback that raises (a cancelled job) drops the voices not yet started
+        for done, (job, voice) in enumerate(zip(jobs, pool.map(render_job, jobs)), 1):
+            preset, notes = job[0], job[1]
+            dry_sum = dry_by_preset.setdefault(id(preset), (preset, np.zeros(n_samples, dtype=np.float32)))[1]
             dry_sum += voice.dry
             result.voices.append(voice)
             result.controls.update({n.id: tuple(float(x) for x in c) for n, c in zip(notes, voice.controls)})
             if stems:
                 result.stems.append(preset.reverb.get_signal(voice.dry, sample_rate)[:n_samples])
-            done += 1
             if progress:
-                progress(done, total)
+                progress(done, len(jobs))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     for preset, dry_sum in dry_by_preset.values():
         mix += preset.reverb.get_signal(dry_sum, sample_rate)[:n_samples]
     warning = limiter_warning(mix)
@@ -208,11 +260,15 @@ def limit_reach(sample_rate: int) -> int:
 
 
 def limiter_warning(audio: np.ndarray) -> str | None:
-    """What to tell the user when `audio` needs the limiter (None when it does not)."""
-    peak = float(max(audio.max(initial=0.0), -audio.min(initial=0.0)))
+    """What to tell the user when `audio` needs the limiter (None when it does not). audio: (n,) array, or anything
+    sliced like one (engine.stream.SampleFile): read in blocks."""
+    peak, over = 0.0, 0
+    for lo in range(0, audio.shape[0], BLOCK_SAMPLES):
+        block = audio[lo:lo + BLOCK_SAMPLES]
+        peak = max(peak, float(block.max(initial=0.0)), -float(block.min(initial=0.0)))
+        over += int(np.count_nonzero(block > LIMIT_CEILING)) + int(np.count_nonzero(block < -LIMIT_CEILING))
     if peak <= LIMIT_CEILING:
         return None
-    over = int(np.count_nonzero(audio > LIMIT_CEILING)) + int(np.count_nonzero(audio < -LIMIT_CEILING))
     return (f"the mix peaks at {peak:.3f} ({20 * math.log10(peak):+.1f} dBFS): a limiter brought {over} samples "
             f"under {LIMIT_CEILING_DB:g} dBFS instead of clipping them (lower the volume controls for a clean mix)")
 
@@ -224,6 +280,30 @@ def limit(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     out = audio.copy()
     limit_range(audio, out, 0, audio.shape[0], sample_rate)
     return out
+
+
+class Limited:
+    """`audio` (anything sliced like a 1-D array) as `limit` would return it, computed slice by slice as it is read
+    (`limit_range`), so a long mix is limited without holding it whole. Reads audio within limit_reach of a slice."""
+
+    def __init__(self, audio, sample_rate: int):
+        self.audio, self.sample_rate, self.shape = audio, sample_rate, audio.shape
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, _ = key.indices(self.shape[0])
+        out = np.empty(max(0, stop - start), dtype=np.float32)
+        limit_range(self.audio, _Shifted(out, start), start, stop, self.sample_rate)
+        return out
+
+
+class _Shifted:
+    """Writes to positions [start, ...) of a signal land in `out` from 0 (limit_range writes by absolute position)."""
+
+    def __init__(self, out: np.ndarray, start: int):
+        self.out, self.start = out, start
+
+    def __setitem__(self, key: slice, values: np.ndarray) -> None:
+        self.out[key.start - self.start:key.stop - self.start] = values
 
 
 def limit_range(audio: np.ndarray, out: np.ndarray, start: int, stop: int, sample_rate: int,
@@ -271,32 +351,71 @@ def render_clip(clip: Clip, preset: Preset, sample_rate: int, **kwargs) -> Rende
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bits: str = "24") -> Path:
     """Write WAV or FLAC (by extension) atomically: a temporary file in the same folder, then rename.
 
-    bits: "16", "24" or "float" (FLAC has no float). Samples beyond +-1 are clipped for integer formats, with a
-    warning in the log (a render's mix never needs it: it is limited). Float WAVs carry no PEAK chunk (it holds a
-    time stamp, and a patched file would keep a stale peak): the same audio gives the same bytes.
+    audio: (n,) float32, or anything sliced like it (engine.stream.SampleFile, `Limited`): written
+    BLOCK_SAMPLES at a time. bits: "16", "24" or "float" (FLAC has no float). Samples beyond +-1 are clipped for
+    integer formats, with a warning in the log (a render's mix never needs it: it is limited). Float WAVs carry no
+    PEAK chunk (it holds a time stamp, and a patched file would keep a stale peak): the same audio gives the same
+    bytes.
     """
-    import soundfile as sf
+    with AudioWriter(path, sample_rate, bits) as writer:
+        for lo in range(0, audio.shape[0], BLOCK_SAMPLES):
+            writer.write(audio[lo:lo + BLOCK_SAMPLES])
+    return Path(path)
 
-    path = Path(path)
-    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"cannot write {path.name}: use a .wav or .flac file name")
-    if bits not in SUBTYPES or (fmt == "FLAC" and bits == "float"):
-        raise ValueError(f"bit depth {bits!r} is not available for {fmt} (use 16, 24{' or float' if fmt == 'WAV' else ''})")
-    data = audio
-    if bits != "float":
-        clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
-        if clipped:
-            log.warning("%s: %d samples beyond full scale were clipped (peak %.3f)", path.name, clipped,
-                        float(np.abs(audio).max()))
-        data = np.clip(audio, -1.0, 1.0)
 
-    def save(tmp: str) -> None:
-        sf.write(tmp, data, sample_rate, subtype=SUBTYPES[bits], format=fmt)
-        if fmt == "WAV" and bits == "float":
-            drop_peak_chunk(tmp)
+class AudioWriter:
+    """An audio file written block by block (`write`) into a temporary file beside `path`, renamed onto `path`
+    when the `with` block ends without an error (removed when it ends with one). `peak`: the largest magnitude
+    written, before any clipping. Formats and clipping as `write_audio`."""
 
-    return write_atomic(path, save, suffix=path.suffix + ".part")
+    def __init__(self, path: str | Path, sample_rate: int, bits: str = "24"):
+        self.path = Path(path)
+        self.format = {".wav": "WAV", ".flac": "FLAC"}.get(self.path.suffix.lower())
+        if self.format is None:
+            raise ValueError(f"cannot write {self.path.name}: use a .wav or .flac file name")
+        if bits not in SUBTYPES or (self.format == "FLAC" and bits == "float"):
+            raise ValueError(f"bit depth {bits!r} is not available for {self.format} "
+                             f"(use 16, 24{' or float' if self.format == 'WAV' else ''})")
+        self.sample_rate, self.bits = sample_rate, bits
+        self.peak, self.clipped = 0.0, 0
+
+    def __enter__(self) -> "AudioWriter":
+        import tempfile
+
+        import soundfile as sf
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix + ".part",
+                                        dir=self.path.parent)
+        os.close(fd)
+        try:
+            self.file = sf.SoundFile(self.tmp, "w", self.sample_rate, 1, SUBTYPES[self.bits], format=self.format)
+        except BaseException:
+            os.unlink(self.tmp)
+            raise
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float32)
+        self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))
+        if self.bits != "float":
+            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+            block = np.clip(block, -1.0, 1.0)
+        self.file.write(block)
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            self.file.close()
+            if kind is None:
+                if self.format == "WAV" and self.bits == "float":
+                    drop_peak_chunk(self.tmp)
+                os.replace(self.tmp, self.path)
+                if self.clipped:
+                    log.warning("%s: %d samples beyond full scale were clipped (peak %.3f)", self.path.name,
+                                self.clipped, self.peak)
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
 
 
 def wav_chunks(head: bytes) -> list[tuple[bytes, int, int]]:

@@ -107,3 +107,16 @@ def test_legato_joins_are_bridged_and_only_they():
     detached = [Note(69, 0.2, 0.95, 80, id="a"), Note(71, 1.0, 1.8, 80, id="b")]
     repeated = [Note(69, 0.2, 1.0, 80, id="a"), Note(69, 1.0, 1.8, 80, id="b")]
     assert bridge_legato(params, detached) is params and bridge_legato(params, repeated) is params
+
+
+def test_linear_reading_is_the_vibrato_reading_of_the_sum():
+    """The projection solves the vibrato gain from two spectra made once: the same reading as measuring the sum."""
+    from engine.model import linear_reading
+
+    rng = np.random.default_rng(4)
+    for n in (97, 250, 613):  # long enough to have a reading (project_vibrato checks that first)
+        base = 0.05 * np.cumsum(rng.standard_normal(n)) / np.sqrt(n)
+        direction = 0.1 * np.sin(2 * np.pi * 5.5 * np.arange(n) / 250)
+        reading = linear_reading(base, direction)
+        for g in (0.0, 0.3, 1.0, 7.5):
+            assert reading(g) == pytest.approx(vibrato_reading(base + g * direction), rel=1e-9, abs=1e-12)

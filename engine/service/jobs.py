@@ -49,7 +49,8 @@ class JobQueue:
                  presets: PresetCache, folder: RenderFolder, send: Send):
         self.config, self.lock, self.stopping = config, lock, stopping
         self.presets, self.folder, self.send = presets, folder, send
-        self.cache = RenderCache(config.cache_mb * 2 ** 20, config.incremental)
+        self.cache = RenderCache(config.cache_mb * 2 ** 20, config.incremental, folder.tmp,
+                                 config.cache_disk_mb * 2 ** 20)
         self.queue: deque[Job] = deque()
         self.running: set[Job] = set()
         self.work = threading.Condition(lock)

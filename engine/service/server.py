@@ -104,7 +104,10 @@ class Service:
         self.folder.prepare()
         import torch
 
+        from ..stream import return_freed_arrays
+
         torch.set_num_threads(max(1, self.config.threads))
+        return_freed_arrays()
         for name in self.config.preload:
             self.presets.get(name)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
