@@ -189,6 +189,24 @@ def render_voice(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samp
     return VoiceRender(list(notes), controls, params, dry)
 
 
+def voice_jobs(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: int,
+               duration: float | None) -> tuple[int, list[tuple[Preset, list[Note], torch.Tensor, int]]]:
+    """Check a render's parts and length -> (n_samples, one (preset, notes, controls, seed) per voice, in mix
+    order); both render paths (render_clips and engine.stream) start here. `duration` defaults to the last offset
+    plus the reverb tail."""
+    check_sample_rate(sample_rate)
+    if not parts:
+        raise NoteError("nothing to render: no clips")
+    if duration is None:
+        duration = max(clip.end + preset.reverb.tail_seconds for clip, preset in parts)
+    if not (0 < duration <= 3600 + 60):
+        raise NoteError(f"render length {duration!r} s is out of range")
+    jobs = [(preset, notes, controls, seed * 1009 + clip_index * 101 + voice_index)
+            for clip_index, (clip, preset) in enumerate(parts)
+            for voice_index, (notes, controls) in enumerate(zip(clip.voices(), resolve_voices(clip.voices(), preset)))]
+    return int(round(duration * sample_rate)), jobs
+
+
 def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: int = 0,
                  duration: float | None = None, stems: bool = False,
                  progress: Callable[[int, int], None] | None = None, threads: int | None = None) -> RenderResult:
@@ -198,18 +216,8 @@ def render_clips(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: i
     are rendered side by side, one torch thread each, and mixed in order. A mix over LIMIT_CEILING is limited
     (`limit`), with a warning in the result (and in the log).
     """
-    check_sample_rate(sample_rate)
-    if not parts:
-        raise NoteError("nothing to render: no clips")
-    if duration is None:
-        duration = max(clip.end + preset.reverb.tail_seconds for clip, preset in parts)
-    if not (0 < duration <= 3600 + 60):
-        raise NoteError(f"render length {duration!r} s is out of range")
-    n_samples = int(round(duration * sample_rate))
+    n_samples, jobs = voice_jobs(parts, sample_rate, seed, duration)
     threads = render_threads() if threads is None else threads
-    jobs = [(preset, notes, controls, seed * 1009 + clip_index * 101 + voice_index)
-            for clip_index, (clip, preset) in enumerate(parts)
-            for voice_index, (notes, controls) in enumerate(zip(clip.voices(), resolve_voices(clip.voices(), preset)))]
     mix = np.zeros(n_samples, dtype=np.float32)
     result = RenderResult(mix, sample_rate, {}, [], [] if stems else None)
     dry_by_preset: dict[int, tuple[Preset, np.ndarray]] = {}  # reverb is linear: one convolution per preset

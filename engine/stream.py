@@ -26,12 +26,12 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .dsp import REVERB_BLOCK, check_sample_rate, synthesize
-from .notes import Clip, Note, NoteError
+from .dsp import REVERB_BLOCK, synthesize
+from .notes import Clip, Note
 from .params import SynthParams
 from .presets import Preset
-from .render import (AudioWriter, Limited, limiter_warning, note_gate, render_threads, resolve_voices,
-                     thread_pool, voice_params)
+from .render import (AudioWriter, Limited, limiter_warning, note_gate, render_threads, thread_pool, voice_jobs,
+                     voice_params)
 
 
 def return_freed_arrays(threshold: int = 256 * 1024) -> None:
@@ -152,18 +152,8 @@ class Rendering:
 def prepare(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: int = 0, duration: float | None = None,
             threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> Rendering:
     """Controls and parameters of every voice, as engine.render.render_clips makes them (same seeds, same checks)."""
-    check_sample_rate(sample_rate)
-    if not parts:
-        raise NoteError("nothing to render: no clips")
-    if duration is None:
-        duration = max(clip.end + preset.reverb.tail_seconds for clip, preset in parts)
-    if not (0 < duration <= 3600 + 60):
-        raise NoteError(f"render length {duration!r} s is out of range")
-    n_samples = int(round(duration * sample_rate))
+    n_samples, jobs = voice_jobs(parts, sample_rate, seed, duration)
     threads = render_threads() if threads is None else threads
-    jobs = [(preset, notes, controls, seed * 1009 + clip_index * 101 + voice_index)
-            for clip_index, (clip, preset) in enumerate(parts)
-            for voice_index, (notes, controls) in enumerate(zip(clip.voices(), resolve_voices(clip.voices(), preset)))]
     rendering = Rendering(sample_rate, n_samples, [])
     pool = thread_pool(min(threads, max(1, len(jobs))))
     try:
