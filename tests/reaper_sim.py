@@ -34,14 +34,13 @@ import contextlib
 import hashlib
 import inspect
 import itertools
-import math
 import re
 import sys
 import time
 import traceback
 import types
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 TSV = Path(__file__).with_name("reaper_api_signatures.tsv")

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from daw_bridge import protocol as p
 from daw_bridge.client import EngineClient
 
 ROOT = Path(__file__).resolve().parent.parent
