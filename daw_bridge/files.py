@@ -5,24 +5,33 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
-def write_atomic(path: str | Path, save: Callable[[str], None], suffix: str = ".part") -> Path:
-    """Call `save(tmp)` on a temporary path beside `path`, then rename it onto `path`; on any failure the temporary
-    file is removed and the error raised. `suffix` ends the temporary name (for writers that infer a format)."""
+@contextmanager
+def atomic_file(path: str | Path, suffix: str = ".part") -> Iterator[str]:
+    """A temporary path beside `path` to write; renamed onto `path` when the `with` block ends without an error,
+    removed (and the error raised) when it ends with one. `suffix` ends the temporary name (for writers that infer a
+    format)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
-        save(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_atomic(path: str | Path, save: Callable[[str], None], suffix: str = ".part") -> Path:
+    """Call `save(tmp)` on a temporary path beside `path`, then rename it onto `path` (`atomic_file`)."""
+    with atomic_file(path, suffix) as tmp:
+        save(tmp)
+    return Path(path)
 
 
 def write_json_atomic(path: str | Path, document: dict) -> Path:

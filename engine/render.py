@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+from daw_bridge.files import atomic_file
 
 from .curves import apply_curves
 from .dsp import check_sample_rate, synthesize
@@ -388,18 +391,14 @@ class AudioWriter:
         self.peak, self.clipped = 0.0, 0
 
     def __enter__(self) -> "AudioWriter":
-        import tempfile
-
         import soundfile as sf
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix + ".part",
-                                        dir=self.path.parent)
-        os.close(fd)
+        self._target = atomic_file(self.path, suffix=self.path.suffix + ".part")
+        self.tmp = self._target.__enter__()
         try:
             self.file = sf.SoundFile(self.tmp, "w", self.sample_rate, 1, SUBTYPES[self.bits], format=self.format)
         except BaseException:
-            os.unlink(self.tmp)
+            self._target.__exit__(*sys.exc_info())
             raise
         return self
 
@@ -414,16 +413,15 @@ class AudioWriter:
     def __exit__(self, kind, error, trace) -> None:
         try:
             self.file.close()
-            if kind is None:
-                if self.format == "WAV" and self.bits == "float":
-                    drop_peak_chunk(self.tmp)
-                os.replace(self.tmp, self.path)
-                if self.clipped:
-                    log.warning("%s: %d samples beyond full scale were clipped (peak %.3f)", self.path.name,
-                                self.clipped, self.peak)
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
+            if kind is None and self.format == "WAV" and self.bits == "float":
+                drop_peak_chunk(self.tmp)
+        except BaseException:
+            self._target.__exit__(*sys.exc_info())
+            raise
+        self._target.__exit__(kind, error, trace)  # renames, or removes the temporary file and lets the error go on
+        if kind is None and self.clipped:
+            log.warning("%s: %d samples beyond full scale were clipped (peak %.3f)", self.path.name, self.clipped,
+                        self.peak)
 
 
 def wav_chunks(head: bytes) -> list[tuple[bytes, int, int]]:
