@@ -81,13 +81,7 @@ def value_at(points: Sequence[tuple[float, float]], t: float) -> float:
     """The curve's value at t: linear between points, held outside them; at a step, the later point's value."""
     if t < points[0][0]:
         return points[0][1]
-    lo, hi = 0, len(points)  # first index with time > t
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if points[mid][0] <= t:
-            lo = mid + 1
-        else:
-            hi = mid
+    lo = bisect.bisect_right(points, t, key=lambda point: point[0])  # first index with time > t
     if lo == len(points):
         return points[-1][1]
     (t0, v0), (t1, v1) = points[lo - 1], points[lo]

@@ -27,6 +27,13 @@ def atomic_file(path: str | Path, suffix: str = ".part") -> Iterator[str]:
         raise
 
 
+def stale_parts(path: str | Path, suffix: str = ".part") -> list[Path]:
+    """Temporary files `atomic_file(path, suffix)` left behind when its process was killed (mkstemp names them
+    .<stem>.<8 random characters><suffix>)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.stem}.{'?' * 8}{suffix}")) if path.parent.is_dir() else []
+
+
 def write_atomic(path: str | Path, save: Callable[[str], None], suffix: str = ".part") -> Path:
     """Call `save(tmp)` on a temporary path beside `path`, then rename it onto `path` (`atomic_file`)."""
     with atomic_file(path, suffix) as tmp:

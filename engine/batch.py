@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from daw_bridge import protocol
-from daw_bridge.files import write_json_atomic
+from daw_bridge.files import stale_parts, write_json_atomic
 
 from . import __version__
 
@@ -189,11 +189,10 @@ def check_job(job: RenderJob) -> None:
 
 
 def remove_stale_parts(output: Path) -> None:
-    """Temporary files a killed render of this output left (daw_bridge.files.write_atomic names them
-    .<stem>.<8 random characters><suffix>.part); one batch at a time writes an output tree."""
-    if output.parent.is_dir():
-        for stale in output.parent.glob(f".{output.stem}.{'?' * 8}{output.suffix}.part"):
-            stale.unlink(missing_ok=True)
+    """Temporary files a killed render of this output left (daw_bridge.files.stale_parts); one batch at a time
+    writes an output tree."""
+    for stale in stale_parts(output, suffix=output.suffix + ".part"):
+        stale.unlink(missing_ok=True)
 
 
 def write_sidecar(job: RenderJob) -> None:

@@ -15,13 +15,13 @@ import numpy as np
 from . import analysis
 from .dataset import (DATASET_HARMONICS, FORMAT, LOUD_DB, VERSION, Builder, DatasetError, RunnerOptions, build_pieces,
                       note_frames_mask, piece_targets, resample)
+from ..batch import MIDI_SUFFIXES
 from ..dsp import check_sample_rate
 from ..notes import Note, NoteError
 from ..params import FRAME_RATE, band_hz
 from ..runner import Task
 
 AUDIO_SUFFIXES = (".wav", ".flac")
-MIDI_SUFFIXES = (".mid", ".midi")
 
 MIN_NOTE_FRAMES = 15  # 60 ms
 HARMONIC_SHARE = 0.6
