@@ -58,13 +58,11 @@ def read_midi_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONE
         notes = sorted(((n, keys[i][1]) for i in members for n in midi.instruments[i].notes),
                        key=lambda nc: (nc[0].start, nc[0].pitch, nc[0].end, nc[1]))
         dicts = [{"id": f"t{index}n{i}", "pitch": int(n.pitch), "onset": round(float(n.start), 9),
-                  "offset": round(float(n.end), 9), "velocity": int(n.velocity), "channel": channel}
-                 for i, (n, channel) in enumerate(notes)]
+                  "offset": round(float(n.end), 9), "velocity": int(n.velocity)} for i, (n, _) in enumerate(notes)]
         track_repairs = list(repairs)
-        for note, (n, _), curves in zip(dicts, notes, note_curves(
-                [{"pitch": n.pitch, "onset": n.start, "offset": n.end, "channel": c} for n, c in notes],
-                events[track], zones, bend_range, track_repairs)):
-            del note["channel"]
+        found = note_curves([{"pitch": n.pitch, "onset": n.start, "offset": n.end, "channel": c} for n, c in notes],
+                            events[track], zones, bend_range, track_repairs)  # unrounded times: events at a note's tick
+        for note, curves in zip(dicts, found):
             if curves:
                 note["curves"] = curves_to_data(curves)
         programs = Counter(midi.instruments[i].program for i in members if keys[i][1] in (0, 15)) or \
