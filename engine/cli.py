@@ -201,9 +201,10 @@ def cmd_train(args) -> None:
     if args.tiny:
         config.channels, config.dilations, config.batch, config.crop_frames = 16, [1, 2], 2, 200
         config.expression_hidden, config.expression_batch, config.expression_notes = 8, 2, 16
+        config.expression_steps = 20
         config.spectral_batch, config.spectral_frames = 2, 50
     try:
-        summary = train(config, resume=args.resume, progress=not args.quiet)
+        summary = train(config, resume=args.resume, progress=not args.quiet, expression_only=args.expression_only)
     except TrainError as error:
         raise CliError(str(error)) from None
     print(f"{config.out}: trained {summary['step']} steps in {summary['seconds']:.0f} s "
@@ -341,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--channels", type=int, default=96, help="width of the synthesis network")
     train.add_argument("--checkpoint-every", type=int, default=250, metavar="N")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --runs")
+    train.add_argument("--expression-only", action="store_true",
+                       help="keep the finished checkpoint's synthesis generator, train the expression generator again "
+                            "(after rebuilding a dataset's musical pieces)")
     train.add_argument("--runs", help="folder for the checkpoint and train.log (default runs/INSTRUMENT)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

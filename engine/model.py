@@ -34,7 +34,7 @@ from .params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams, normali
 from .synthesis import frame_conditioning, midi_to_hz, sounding_frames
 
 N_FEATURES = 15
-N_NOTE_FEATURES = 14
+N_NOTE_FEATURES = 16
 WEIGHTS_FILE = "model.pt"
 
 
@@ -73,9 +73,11 @@ def phrase_starts(notes: Sequence[Note]) -> list[int]:
 
 
 def note_features(notes: Sequence[Note]) -> torch.Tensor:
-    """(n_notes, 14): pitch centred, log duration, velocity, log gap before and after, pitch step before and after
+    """(n_notes, 16): pitch centred, log duration, velocity, log gap before and after, pitch step before and after
     (octaves), first / last flags; then the phrase context: position in the phrase (0..1), notes left in it
-    (tanh of n / 8), pitch above the phrase mean (octaves), log duration over the median, phrase-highest flag."""
+    (tanh of n / 8), pitch above the phrase mean (octaves), log duration over the median, phrase-highest flag, and
+    where the note starts and ends in the phrase's time (0..1: which part of a phrase-long crescendo-diminuendo it
+    spans). Presets trained on fewer columns read the first ones."""
     rows = []
     starts = phrase_starts(notes) + [len(notes)]
     median = float(np.median([n.duration for n in notes])) if notes else 1.0
@@ -89,12 +91,14 @@ def note_features(notes: Sequence[Note]) -> torch.Tensor:
         gap_after = nxt.onset - note.offset if nxt else 1.0
         a, b = starts[phrase_of[i]], starts[phrase_of[i] + 1]
         pitches = [n.pitch for n in notes[a:b]]
+        phrase_start, phrase_length = notes[a].onset, max(notes[b - 1].offset - notes[a].onset, 1e-3)
         rows.append([(note.pitch - 60) / 24.0, math.log(max(note.duration, 0.01)), note.velocity / 127.0,
                      math.log(max(gap_before, 0.0) + 0.01), math.log(max(gap_after, 0.0) + 0.01),
                      (note.pitch - prev.pitch) / 12.0 if prev else 0.0, (nxt.pitch - note.pitch) / 12.0 if nxt else 0.0,
                      float(prev is None), float(nxt is None),
                      (i - a) / max(b - a - 1, 1), math.tanh((b - 1 - i) / 8.0), (note.pitch - np.mean(pitches)) / 12.0,
-                     math.log(max(note.duration, 0.01) / max(median, 0.01)), float(note.pitch == max(pitches))])
+                     math.log(max(note.duration, 0.01) / max(median, 0.01)), float(note.pitch == max(pitches)),
+                     (note.onset - phrase_start) / phrase_length, (note.offset - phrase_start) / phrase_length])
     return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), N_NOTE_FEATURES)
 
 
@@ -144,8 +148,8 @@ def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 
 
 class ExpressionNet(nn.Module):
-    """note features (batch, notes, 14) -> controls (batch, notes, 6) in (0, 1). Presets trained before the phrase
-    features (n_features 9) read the first nine columns."""
+    """note features (batch, notes, 16) -> controls (batch, notes, 6) in (0, 1). Presets trained on fewer feature
+    columns (`n_features` 9 or 14) read the first ones."""
 
     def __init__(self, hidden: int = 32, dropout: float = 0.3, n_features: int = 9):
         super().__init__()

@@ -96,6 +96,41 @@ def test_performance_is_deterministic_and_in_range():
     assert set(note_channels) <= set(a.channel_filters) and 9 not in a.channel_filters
 
 
+def test_musical_performance_is_legato_and_shapes_notes_by_their_place_in_the_phrase():
+    """Notes touch inside a phrase; with the phrase arch as a level contour, notes early in a phrase grow (CC11 ends
+    above where it starts) and notes late in it fade, on average over the notes of several chorale voices."""
+    from music21 import corpus
+
+    from engine.model import phrase_starts
+    from engine.training.performance import chorale_voices, perform_musical
+
+    flute, rises, falls, touching = get_instrument("flute"), [], [], 0
+    for chorale in ("bach/bwv66.6", "bach/bwv269", "bach/bwv347"):
+        for voice in ("soprano", "alto"):
+            performance = perform_musical(chorale_voices(corpus.parse(chorale))[voice], flute,
+                                          np.random.default_rng(1), 20.0)
+            notes = performance.notes
+            touching += sum(abs(x.offset - y.onset) < 1e-6 for x, y in zip(notes, notes[1:]))
+            events = sorted(performance.events, key=lambda e: (e[0], e[1]))
+            starts = phrase_starts(notes) + [len(notes)]
+            for a, b in zip(starts, starts[1:]):
+                begin, end = notes[a].onset, notes[b - 1].offset
+                for note in notes[a:b]:
+                    on, off = round(note.onset * 2000), round(note.offset * 2000)
+                    channel = next(raw[0] & 0x0F for tick, order, raw in events
+                                   if tick == on and raw[0] & 0xF0 == 0x90 and raw[1] == note.pitch)
+                    cc11 = [raw[2] for tick, _, raw in events
+                            if on <= tick < off and raw[0] == 0xB0 | channel and raw[1] == 11]
+                    change = 40 * np.log10(cc11[-1] / cc11[0])
+                    if note.offset <= begin + 0.4 * (end - begin):
+                        rises.append(change)
+                    elif note.onset >= begin + 0.6 * (end - begin) and note is not notes[b - 1]:
+                        falls.append(change)
+    assert touching > 20
+    assert len(rises) > 10 and len(falls) > 10
+    assert np.mean(rises) > 0.3 and np.mean(falls) < -0.3
+
+
 def test_held_out_chorales_are_different_pieces():
     chosen = select_chorales(8, 3, seed=1)
     test = [(c, v) for c, split, v in chosen if split == "test"]

@@ -92,3 +92,54 @@ def test_refresh_of_a_folder_that_is_not_a_dataset_says_so(tmp_path, capsys):
     assert refresh([str(tmp_path / "half")]) == 1
     err = capsys.readouterr().err
     assert "is not a dataset: no meta.json" in err and "incomplete build" in err
+
+
+def test_expression_only_retrains_the_expression_generator_and_keeps_the_synthesis(tmp_path, trained):
+    root, _ = trained
+    runs = tmp_path / "runs"
+    args = ["train", "--instrument", "tiny", "--data", str(root / "data"), "--out", str(tmp_path / "p"),
+            "--runs", str(runs), "--tiny", "--steps", "3", "--spectral-steps", "0", "-q"]
+    assert main(args + ["--expression-only"]) == 1  # nothing trained yet
+    assert main(args) == 0
+    before = torch.load(runs / "checkpoint.pt", weights_only=False)
+    assert main(args + ["--expression-only", "--seed", "5"]) == 0
+    after = torch.load(runs / "checkpoint.pt", weights_only=False)
+    assert after["step"] == before["step"] == 3
+    assert all(torch.equal(before["synthesis"][k], after["synthesis"][k]) for k in before["synthesis"])
+    assert any(not torch.equal(before["expression"][k], after["expression"][k]) for k in before["expression"])
+    assert "(expression only)" in (runs / "train.log").read_text()
+
+
+def test_expression_only_refuses_an_unfinished_checkpoint(tmp_path, trained, capsys):
+    root, _ = trained
+    args = ["train", "--instrument", "tiny", "--data", str(root / "data"), "--out", str(tmp_path / "p"),
+            "--runs", str(tmp_path / "runs"), "--tiny", "--steps", "3", "-q"]
+    assert main(args + ["--spectral-steps", "0"]) == 0
+    assert main(args + ["--spectral-steps", "4", "--expression-only"]) == 1
+    assert "at step 3 of 7" in capsys.readouterr().err
+
+
+def test_expression_generator_learns_what_the_notes_predict(tmp_path):
+    """Controls that follow the notes (volume = velocity, peak position = where the note starts in its phrase) are
+    learned well below the mean predictor's error on the piece held aside (never trained on)."""
+    from engine.training.train import (TrainConfig, expression_error, load_dataset, prepare_piece,
+                                       train_expression, write_synthetic_dataset)
+
+    _, pieces = load_dataset(write_synthetic_dataset(tmp_path, n_pieces=6, seconds=6.0, seed=11))
+    prepared = [prepare_piece(p) for p in pieces.values()]  # the sixth is held aside
+    for piece in prepared:
+        piece.controls = piece.controls.clone()
+        piece.controls[:, 0] = piece.note_features[:, 2]
+        piece.controls[:, 2] = piece.note_features[:, 14]
+    config = TrainConfig(instrument="tiny", data="", out="", expression_steps=300, expression_hidden=16,
+                         expression_batch=4, expression_notes=16)
+    net = train_expression(config, prepared)
+    held = prepared[5]
+    mean = torch.cat([p.controls for p in prepared[:5]]).mean(0)
+    with torch.no_grad():
+        predicted = net(held.note_features[None])[0]
+    learnable = [0, 2]  # the other four are random
+    error = float(((predicted - held.controls)[:, learnable] ** 2).mean())
+    mean_error = float(((mean - held.controls)[:, learnable] ** 2).mean())
+    assert error < 0.5 * mean_error
+    assert expression_error(net, [held]) < float(((mean - held.controls) ** 2).mean())

@@ -417,6 +417,7 @@ PLAYING_STYLES = {
 }
 DEFAULT_STYLE = PlayingStyle((4.5, 5.5), (0.0, 0.05), 0.3)
 DYNAMICS_DB = {"p": -14.0, "mp": -11.0, "mf": -8.0, "f": -4.0}  # velocity 64, 76, 80, 101 (40 log10(v/127) dB)
+PHRASE_ARCH_DB = (6.0, 10.0)  # how much louder a phrase's middle is than its ends (per piece)
 LEGATO_REPEAT_GAP = 0.04  # s: a repeated pitch is re-articulated
 LEAP_SEMITONES = 7  # leap articulation: a micropause before leaps of a fifth or more (half of them)
 
@@ -462,17 +463,26 @@ def _musical_timeline(melody: list[MelodyNote], rng: np.random.Generator, max_se
     return _cut_at_phrase_end(timed, max_seconds)
 
 
-def _musical_envelope_db(n_frames: int, duration: float, rng: np.random.Generator) -> np.ndarray:
-    """CC11 of one note in dB: a steady sustain with a small natural drift (a slow random walk, sd ~0.5 dB) and, on
-    notes over 0.6 s, a gentle taper of 1-3 dB over the last 30 % (the player eases off before the next note)."""
-    steps = rng.normal(0.0, 0.08, n_frames)
-    drift = np.cumsum(steps)
-    drift -= np.linspace(drift[0], drift[-1], n_frames) * 0.5
-    drift = np.clip(drift - drift.mean(), -1.5, 1.5)
+def _musical_envelope_db(level_db: np.ndarray, eases_off: bool, rng: np.random.Generator) -> np.ndarray:
+    """CC11 of one note in dB (0 at its loudest frame): the phrase's level contour over the note's frames
+    (`level_db`, (frames,)), a small natural drift (a smoothed random walk, sd ~0.2 dB) and, when the player eases
+    off before a rest or a phrase end (`eases_off`) on a note over 0.6 s, a 1-3 dB taper over its last 30 %."""
+    n_frames = level_db.shape[0]
+    drift = np.cumsum(rng.normal(0.0, 0.03, n_frames))
+    drift = np.clip(drift - np.linspace(drift[0], drift[-1], n_frames) * 0.5, -0.6, 0.6)
     position = np.arange(n_frames) / max(n_frames - 1, 1)
-    taper = -rng.uniform(1.0, 3.0) * np.clip((position - 0.7) / 0.3, 0.0, 1.0) if duration > 0.6 else 0.0
-    envelope = drift + taper
+    taper = 0.0
+    if eases_off and n_frames / FRAME_RATE > 0.6:
+        taper = -rng.uniform(1.0, 3.0) * np.clip((position - 0.7) / 0.3, 0.0, 1.0)
+    envelope = level_db + drift - drift.mean() + taper
     return envelope - envelope.max()
+
+
+def _phrase_contour_db(t: np.ndarray, start: float, end: float, depth_db: float) -> np.ndarray:
+    """The phrase arch as a level contour in time (Todd 1992): a half sine over the phrase from `start` to `end`
+    (s), `depth_db` louder in its middle than at its ends, 0 dB at the ends. t: (frames,) s -> (frames,) dB."""
+    u = np.clip((t - start) / max(end - start, 1e-3), 0.0, 1.0)
+    return depth_db * np.sin(np.pi * u)
 
 
 def _musical_vibrato(n_frames: int, duration: float, style: PlayingStyle, rng: np.random.Generator) -> np.ndarray:
@@ -491,8 +501,10 @@ def _musical_vibrato(n_frames: int, duration: float, style: PlayingStyle, rng: n
 def perform_musical(melody: list[MelodyNote], instrument: Instrument, rng: np.random.Generator,
                     max_seconds: float = 20.0, transpose: int | None = None) -> Performance:
     """One voice -> a musical performance (the default a producer expects): KTH timing rules, legato phrases, a
-    dynamic per piece (p..f, on the velocity) shaped by phrase arch (+-3 dB), high-loud (+3 dB an octave) and
-    duration contrast (short notes -1.5 dB, long +1 dB), a steady sustain and idiomatic vibrato."""
+    dynamic per piece (p..f) shaped by a phrase arch that is a level contour in time (6-10 dB louder in a phrase's
+    middle than at its ends, so notes before the middle grow and notes after it fade), high-loud (+3 dB an octave)
+    and duration contrast (short notes -1.5 dB, long +1 dB), a steady sustain and idiomatic vibrato. The velocity
+    carries a note's loudest level, its CC11 the contour within it."""
     if transpose is None:
         transpose = place_in_range([n.pitch for n in melody], instrument.low, instrument.high, rng)
     style = PLAYING_STYLES.get(instrument.name, DEFAULT_STYLE)
@@ -500,6 +512,7 @@ def perform_musical(melody: list[MelodyNote], instrument: Instrument, rng: np.ra
     duration = timed[-1]["offset"] + TAIL_SECONDS
     score = _Score(int(math.ceil(duration * FRAME_RATE)) + 1)
     dynamic_db = DYNAMICS_DB[str(rng.choice(list(DYNAMICS_DB), p=[0.15, 0.25, 0.4, 0.2]))]
+    arch_depth_db = rng.uniform(*PHRASE_ARCH_DB)
     pitches = [fold_into_range(n["pitch"] + transpose, instrument.low, instrument.high) for n in timed]
     mean_pitch = float(np.mean(pitches))
     phrases = sorted({n["phrase"] for n in timed})
@@ -507,14 +520,18 @@ def perform_musical(melody: list[MelodyNote], instrument: Instrument, rng: np.ra
     members = {p: [i for i, n in enumerate(timed) if n["phrase"] == p] for p in phrases}
     for index, (item, pitch) in enumerate(zip(timed, pitches)):
         group = members[item["phrase"]]
-        position = (group.index(index) + 0.5) / len(group)
-        arch = 3.0 * math.sin(math.pi * position) - 1.5  # phrase arch: softer at the ends, louder in the middle
+        _, _, onset, offset, first, frames = score.frames_of(item)
+        t = (first + np.arange(frames)) / FRAME_RATE
+        span = (timed[group[0]]["onset"], timed[group[-1]]["offset"])
+        contour = _phrase_contour_db(t, *span, arch_depth_db) - arch_depth_db * 2.0 / 3.0  # the dynamic ~ its mean
         ioi = item["ioi"]
         contrast = -1.5 if ioi < 0.25 else 1.0 if ioi > 0.75 else 0.0
-        level_db = dynamic_db + arch + 3.0 * (pitch - mean_pitch) / 12.0 + contrast + rng.normal(0.0, 0.7)
-        velocity = int(np.clip(_db_to_midi(min(level_db, 0.0)), 1, 127))
-        _, _, onset, offset, _, frames = score.frames_of(item)
-        envelope = _musical_envelope_db(frames, offset - onset, rng)
+        peak_db = dynamic_db + float(contour.max()) + 3.0 * (pitch - mean_pitch) / 12.0 + contrast \
+            + rng.normal(0.0, 0.7)
+        velocity = int(np.clip(_db_to_midi(min(peak_db, 0.0)), 1, 127))
+        following = timed[index + 1] if index + 1 < len(timed) else None
+        eases_off = following is None or following["onset"] > item["offset"] + 1e-3 or item["fermata"]
+        envelope = _musical_envelope_db(contour, eases_off, rng)
         bend = _musical_vibrato(frames, offset - onset, style, rng) + rng.normal(0.0, 0.03)
         score.add(item, pitch, _phrase_channels(item["phrase"])[group.index(index) % 2], velocity, 127, envelope,
                   bend)

@@ -3,11 +3,14 @@
 Two stages (see docs/presets.md):
 - regression on the dataset's analysis targets. Synthesis: random 2 s crops of all training pieces; L1 on f0 cents
   (from the note pitch) and amplitude dB, cross-entropy on the harmonic distribution, L1 on noise band dB, all over
-  the frames where a note sounds. Expression: random runs of up to 64 notes of the *musical* pieces (all pieces if
-  the dataset has none); MSE on the six pooled controls. One step trains both.
+  the frames where a note sounds.
 - then `spectral_steps` through the synthesizer (engine.training.spectral): the crops rendered from the network's
   amplitude, harmonics and noise at the true f0, multi-resolution STFT loss against the real audio, plus the
-  regression terms at a small weight (f0 stays explicit: its head keeps the regression loss). Adam with a cosine learning-rate decay, fixed seeds, one torch thread by default. Progress on
+  regression terms at a small weight (f0 stays explicit: its head keeps the regression loss).
+- then the expression generator (`train_expression`): random runs of up to 64 notes of the *musical* pieces (all
+  pieces if the dataset has none), MSE on the six pooled controls; every sixth musical piece is kept aside and the
+  weights that predict those best are kept. `--expression-only` retrains just this stage on a finished checkpoint.
+Adam with a cosine learning-rate decay, fixed seeds, one torch thread by default. Progress on
 a tqdm bar and in `<runs>/train.log`; a checkpoint (`<runs>/checkpoint.pt`: networks, optimisers, step, RNG
 states) every `--checkpoint-every` steps, so `--resume` continues where it stopped. At the end the preset folder
 gets `model.pt` and `preset.json` (metrics come from `python -m engine evaluate`).
@@ -215,8 +218,9 @@ class TrainConfig:
     spectral_regression_weight: float = 0.1
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train both generators and write the preset folder; -> summary (steps, losses, seconds)."""
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, expression_only: bool = False) -> dict:
+    """Train both generators and write the preset folder; -> summary (steps, losses, seconds). `expression_only`:
+    keep the synthesis generator of the checkpoint in `runs` and train the expression generator again."""
     from tqdm import tqdm
 
     torch.set_num_threads(config.threads)
@@ -234,36 +238,40 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     torch.manual_seed(config.seed)
     synthesis = SynthesisNet(config.channels, config.dilations, int(meta.get("n_harmonics", N_HARMONICS)),
                              prepared[0].noise_db.shape[-1])
-    expression = ExpressionNet(config.expression_hidden, n_features=N_NOTE_FEATURES)
     opt_s = torch.optim.Adam(synthesis.parameters(), lr=config.learning_rate)
-    expression.start_at(torch.cat([p.controls for p in musical]).mean(0))
-    opt_e = torch.optim.AdamW(expression.parameters(), lr=config.learning_rate, weight_decay=0.05)
+    expression: ExpressionNet | None = None
     rng = random.Random(config.seed)
     step, seconds = 0, 0.0
     checkpoint = runs / "checkpoint.pt"
-    if resume and checkpoint.exists():
+    if expression_only and not checkpoint.exists():
+        raise TrainError(f"--expression-only needs a finished training: no checkpoint in {runs}")
+    if (resume or expression_only) and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         synthesis.load_state_dict(state["synthesis"])
-        expression.load_state_dict(state["expression"])
         opt_s.load_state_dict(state["opt_s"])
-        opt_e.load_state_dict(state["opt_e"])
         step, seconds = state["step"], state["seconds"]
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
-    expression.train()
+        if state.get("expression") is not None and not expression_only:
+            expression = ExpressionNet(**state.get("expression_config", {
+                "hidden": config.expression_hidden, "n_features": state["expression"]["inp.weight"].shape[1]}))
+            expression.load_state_dict(state["expression"])
     log = open(runs / "train.log", "a")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume at step ' + str(step) if step else 'start'}: "
-          f"{json.dumps(asdict(config))}", file=log, flush=True)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume at step ' + str(step) if step else 'start'}"
+          f"{' (expression only)' if expression_only else ''}: {json.dumps(asdict(config))}", file=log, flush=True)
 
     def save_checkpoint():
-        state = {"synthesis": synthesis.state_dict(), "expression": expression.state_dict(),
-                 "opt_s": opt_s.state_dict(), "opt_e": opt_e.state_dict(), "step": step, "seconds": seconds,
-                 "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": asdict(config)}
+        state = {"synthesis": synthesis.state_dict(), "opt_s": opt_s.state_dict(), "step": step, "seconds": seconds,
+                 "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": asdict(config),
+                 "expression": None if expression is None else expression.state_dict(),
+                 "expression_config": None if expression is None else expression.config}
         write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
 
     losses: dict[str, float] = {}
-    e_loss = torch.zeros(())
     total = config.steps + config.spectral_steps
+    if expression_only and step < total:
+        raise TrainError(f"--expression-only needs a finished training: the checkpoint in {runs} is at step {step} "
+                         f"of {total} (run with --resume first)")
     spectral_loss = spectral.spectral_loss_fn(sample_rate) if config.spectral_steps else None
     bar = tqdm(total=total, initial=step, desc=f"train {config.instrument}", unit="step",
                disable=not progress, dynamic_ncols=True)
@@ -285,37 +293,75 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             audio = spectral.render_crops(decode(synthesis(crops["features"]), synthesis.n_harmonics), crops,
                                           sample_rate, max_hz, generator)
             terms["spectral"] = spectral_loss(audio[:, None], crops["audio"][:, None])
-        for opt in (opt_s, opt_e):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        for group in opt_s.param_groups:
+            group["lr"] = lr
         loss = sum(terms.values())
         opt_s.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(synthesis.parameters(), 1.0)
         opt_s.step()
-        if step < config.expression_steps:  # small data, few notes: a short run with dropout, not to overfit
-            e_loss = expression_loss(expression, expression_batch(musical, rng, config.expression_batch,
-                                                                  config.expression_notes))
-            opt_e.zero_grad()
-            e_loss.backward()
-            opt_e.step()
         step += 1
         seconds += time.perf_counter() - started
-        current = {k: float(v.detach()) for k, v in terms.items()}
-        current |= {"synthesis": float(loss.detach()), "expression": float(e_loss.detach())}
+        current = {k: float(v.detach()) for k, v in terms.items()} | {"synthesis": float(loss.detach())}
         losses = {k: 0.98 * losses.get(k, v) + 0.02 * v for k, v in current.items()} if losses else current
         bar.update(1)
-        bar.set_postfix(loss=f"{losses['synthesis']:.3f}", expr=f"{losses['expression']:.4f}")
+        bar.set_postfix(loss=f"{losses['synthesis']:.3f}")
         if step % 50 == 0 or step == total:
             print(f"step {step} lr {lr:.2e} " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                   + f" time {seconds:.0f}s", file=log, flush=True)
         if step % config.checkpoint_every == 0 or step == total:
             save_checkpoint()
     bar.close()
+    if expression is None:
+        started = time.perf_counter()
+        expression = train_expression(config, musical, log)
+        seconds += time.perf_counter() - started
+        save_checkpoint()
     write_preset(config, meta, synthesis, expression, [pieces[i] for i in train_ids], step, seconds)
     print(f"# wrote preset {config.out} at step {step}", file=log, flush=True)
     log.close()
     return {"step": step, "seconds": seconds, "losses": losses}
+
+
+def train_expression(config: TrainConfig, pieces: list[PreparedPiece], log=None) -> ExpressionNet:
+    """The expression generator, trained on `pieces` (the musical ones): AdamW with a cosine decay over
+    `config.expression_steps`, dropout; every sixth piece (when there are six or more) is held aside and the weights
+    with the lowest MSE on it are kept, since the data are small and the net overfits them quickly."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed + 1)
+    held = pieces[5::6] if len(pieces) >= 6 else []
+    fit = [p for i, p in enumerate(pieces) if i % 6 != 5] if held else pieces
+    net = ExpressionNet(config.expression_hidden, n_features=N_NOTE_FEATURES)
+    net.start_at(torch.cat([p.controls for p in fit]).mean(0))
+    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=0.05)
+    best, best_state = math.inf, None
+    for step in range(config.expression_steps):
+        for group in opt.param_groups:
+            group["lr"] = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step
+                                                                                    / config.expression_steps)))
+        net.train()
+        loss = expression_loss(net, expression_batch(fit, rng, config.expression_batch, config.expression_notes))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if held and ((step + 1) % 50 == 0 or step + 1 == config.expression_steps):
+            error = expression_error(net, held)
+            if error < best:
+                best, best_state = error, {k: v.clone() for k, v in net.state_dict().items()}
+            if log is not None:
+                print(f"expression step {step + 1} loss {float(loss):.5f} held-aside mse {error:.5f}", file=log,
+                      flush=True)
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return net.eval()
+
+
+def expression_error(net: ExpressionNet, pieces: list[PreparedPiece]) -> float:
+    """Mean squared error over every note and control of whole pieces (the net in eval mode)."""
+    net.eval()
+    with torch.no_grad():
+        errors = [((net(p.note_features[None])[0] - p.controls) ** 2).mean(-1) for p in pieces]
+    return float(torch.cat(errors).mean())
 
 
 def write_preset(config: TrainConfig, meta: dict, synthesis: SynthesisNet, expression: ExpressionNet,
