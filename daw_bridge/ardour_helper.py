@@ -43,9 +43,8 @@ import numpy as np
 from . import protocol as p
 from .client import EngineClient, EngineError
 from .commands import command, engine_arguments
-from .curves import curves_to_data
 from .files import write_atomic
-from .midi_expression import Event, expand_ramps, note_curves
+from .midi_expression import Event, attach_curves, expand_ramps, note_curves
 
 MAGIC = "ddsp-ardour-request"
 VERSION = "1"
@@ -119,11 +118,10 @@ def _event(parts: list[str]) -> tuple[Event, bool]:
 
 def _add_curves(notes: list[dict], events: list[tuple[Event, bool]]) -> None:
     """The notes' curves from the region's controller events (the notes' channels then leave the dicts)."""
-    curves = note_curves(notes, expand_ramps(events)) if events else [()] * len(notes)
-    for note, found in zip(notes, curves):
+    if events:
+        attach_curves(notes, note_curves(notes, expand_ramps(events)))
+    for note in notes:
         note.pop("channel", None)
-        if found:
-            note["curves"] = curves_to_data(found)
 
 
 def _note(parts: list[str]) -> dict:

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
-from .curves import Curves, bend_cents, clamp, combined_steps, gather, note_points
+from .curves import Curves, bend_cents, clamp, combined_steps, curves_to_data, gather, note_points
 
 DEFAULT_BEND_SEMITONES = 2.0
 MPE_MEMBER_BEND_SEMITONES = 48.0
@@ -107,6 +107,14 @@ class Zones:
                 return master
         return None
 
+    def is_master(self, channel: int) -> bool:
+        """Whether `channel` is the master channel of an active zone."""
+        return (channel == LOWER_MASTER and self.lower > 0) or (channel == UPPER_MASTER and self.upper > 0)
+
+    def zone_of(self, channel: int) -> int | None:
+        """The master channel of the zone `channel` belongs to (as master or member), or None."""
+        return channel if self.is_master(channel) else self.master_of(channel)
+
     @property
     def active(self) -> bool:
         return bool(self.lower or self.upper)
@@ -135,8 +143,13 @@ def _rpn_values(events: Sequence[Event]) -> list[tuple[float, int, int, float]]:
 
 def mpe_zones(events: Iterable[Event], repairs: list[str]) -> Zones:
     """The MPE zones the file's MCMs (RPN 6) set, in time order; misplaced ones are ignored (noted in repairs)."""
+    return _zones(_rpn_values(list(events)), repairs)
+
+
+def _zones(rpns: Sequence[tuple[float, int, int, float]], repairs: list[str]) -> Zones:
+    """mpe_zones from the RPN data entries (`_rpn_values`)."""
     zones = Zones()
-    for time, channel, rpn, count in _rpn_values(list(events)):
+    for time, channel, rpn, count in rpns:
         if rpn != 6:
             continue
         if channel not in (LOWER_MASTER, UPPER_MASTER):
@@ -153,11 +166,12 @@ def mpe_zones(events: Iterable[Event], repairs: list[str]) -> Zones:
     return zones
 
 
-def _bend_ranges(events: Sequence[Event], zones: Zones, bend_range: float,
+def _bend_ranges(rpns: Sequence[tuple[float, int, int, float]], zones: Zones, bend_range: float,
                  repairs: list[str]) -> dict[int, tuple[list[tuple[float, float]], float]]:
-    """Per channel: (RPN 0 range events in semitones, default range). Member channels of a zone share theirs."""
+    """Per channel: (RPN 0 range events in semitones, default range), from the RPN data entries (`_rpn_values`).
+    Member channels of a zone share theirs."""
     by_channel: dict[int, list[tuple[float, float]]] = {c: [] for c in range(16)}
-    for time, channel, rpn, semitones in _rpn_values(events):
+    for time, channel, rpn, semitones in rpns:
         if rpn != 0:
             continue
         if semitones > MAX_BEND_SEMITONES:
@@ -172,8 +186,7 @@ def _bend_ranges(events: Sequence[Event], zones: Zones, bend_range: float,
     for channel in range(16):
         if zones.master_of(channel) is not None:
             default = MPE_MEMBER_BEND_SEMITONES
-        elif zones.active and channel in (LOWER_MASTER, UPPER_MASTER) and (
-                (channel == LOWER_MASTER and zones.lower) or (channel == UPPER_MASTER and zones.upper)):
+        elif zones.is_master(channel):
             default = MPE_MASTER_BEND_SEMITONES
         else:
             default = bend_range
@@ -199,8 +212,9 @@ def note_curves(notes: Sequence[dict], events: Sequence[Event], zones: Zones | N
     """Curves for each note (dicts with pitch, onset, offset, channel) from the channel events of its track.
     `zones`: the MPE zones (default: from these events' MCMs); `repairs` collects what was repaired."""
     repairs = [] if repairs is None else repairs
-    zones = mpe_zones(events, repairs) if zones is None else zones
-    ranges = _bend_ranges(events, zones, bend_range, repairs)
+    rpns = _rpn_values(events)
+    zones = _zones(rpns, repairs) if zones is None else zones
+    ranges = _bend_ranges(rpns, zones, bend_range, repairs)
     streams = _Streams(events)
     steps: dict[tuple, list[tuple[float, float]]] = {}
 
@@ -224,6 +238,13 @@ def note_curves(notes: Sequence[dict], events: Sequence[Event], zones: Zones | N
                            ("gain_db", note_points(gain, onset, offset, 0.0)),
                            ("brightness", note_points(slide, onset, offset, 0.0))]))
     return out
+
+
+def attach_curves(notes: Sequence[dict], curves: Sequence[Curves]) -> None:
+    """Put each note's curves (from `note_curves`) into its dict as data, where it has any."""
+    for note, found in zip(notes, curves):
+        if found:
+            note["curves"] = curves_to_data(found)
 
 
 def _cents_steps(streams: _Streams, channel: int, zones: Zones,

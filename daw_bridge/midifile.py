@@ -9,8 +9,7 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from .curves import curves_to_data
-from .midi_expression import DEFAULT_BEND_SEMITONES, Event, Zones, mpe_zones, note_curves
+from .midi_expression import DEFAULT_BEND_SEMITONES, Event, attach_curves, mpe_zones, note_curves
 
 
 class MidiError(ValueError):
@@ -49,7 +48,7 @@ def read_midi_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONE
     for index, (instrument, (_, channel, track)) in enumerate(zip(midi.instruments, keys)):
         if instrument.is_drum or not instrument.notes:
             continue
-        zone = _zone_of(zones, channel)
+        zone = zones.zone_of(channel)
         groups.setdefault((track, zone) if zone is not None else ("instrument", index), []).append(index)
     tracks = []
     for members in groups.values():
@@ -62,9 +61,7 @@ def read_midi_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONE
         track_repairs = list(repairs)
         found = note_curves([{"pitch": n.pitch, "onset": n.start, "offset": n.end, "channel": c} for n, c in notes],
                             events[track], zones, bend_range, track_repairs)  # unrounded times: events at a note's tick
-        for note, curves in zip(dicts, found):
-            if curves:
-                note["curves"] = curves_to_data(curves)
+        attach_curves(dicts, found)
         programs = Counter(midi.instruments[i].program for i in members if keys[i][1] in (0, 15)) or \
             Counter(midi.instruments[i].program for i in members)
         name = midi.instruments[index].name.strip() or f"track {index}"
@@ -73,16 +70,6 @@ def read_midi_tracks(path: str | Path, bend_range: float = DEFAULT_BEND_SEMITONE
     if not tracks:
         raise MidiError(f"MIDI file {path} has no pitched notes")
     return tracks
-
-
-def _zone_of(zones: Zones, channel: int) -> int | None:
-    """The master channel of the MPE zone `channel` belongs to (as master or member), or None."""
-    master = zones.master_of(channel)
-    if master is not None:
-        return master
-    if (channel == 0 and zones.lower) or (channel == 15 and zones.upper):
-        return channel
-    return None
 
 
 def instrument_keys(raw) -> list[tuple[int, int, int]]:

@@ -11,8 +11,7 @@ import time
 from reaper_python import *  # noqa: F401,F403 (REAPER's API: RPR_* functions)
 
 from daw_bridge import protocol as p
-from daw_bridge.curves import curves_to_data
-from daw_bridge.midi_expression import Event, expand_ramps, note_curves
+from daw_bridge.midi_expression import Event, attach_curves, expand_ramps, note_curves
 
 from . import memory
 from .lanes import Lanes
@@ -78,9 +77,7 @@ def add_curves(notes: list[dict], take, track, position: float) -> None:
     events = read_events(take, position)
     if not events:
         return
-    for note, curves in zip(notes, note_curves(notes, events, track_zones(track), track_bend_range(track))):
-        if curves:
-            note["curves"] = curves_to_data(curves)
+    attach_curves(notes, note_curves(notes, events, track_zones(track), track_bend_range(track)))
 
 
 def check_overlaps(item, track) -> None:
