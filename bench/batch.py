@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import heldout  # noqa: E402
+from engine.runner import default_jobs  # noqa: E402
 
 COLLECTION = "essenFolksong/altdeu10"
 
@@ -56,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--melodies", type=int, default=12)
     parser.add_argument("--presets", default="flute,clarinet")
-    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--jobs", type=int, default=default_jobs())
     args = parser.parse_args()
     n_presets = len(args.presets.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
@@ -66,7 +67,7 @@ def main() -> None:
         files = len(seconds) * n_presets
         print(f"library: {len(seconds)} tunes, {sum(seconds):.0f} s of music ({min(seconds):.0f}-{max(seconds):.0f} s "
               f"each) x {n_presets} presets ({args.presets}) = {files} files at 48 kHz; {args.jobs} jobs, "
-              f"{os.cpu_count()} cores")
+              f"{default_jobs()} cores")
         configs = [("one process (--jobs 1)", ["--jobs", "1"], 1),
                    (f"local pool (--jobs {args.jobs})", ["--jobs", str(args.jobs)], args.jobs),
                    (f"local Ray (--ray --jobs {args.jobs})", ["--ray", "--jobs", str(args.jobs)], args.jobs)]

@@ -138,7 +138,16 @@ class Parsed:
         return self.fields["req"]
 
 
+def check_sample_rate(sample_rate: int) -> None:
+    """ValueError unless `sample_rate` is a rate the engine renders at: an integer from MIN_SAMPLE_RATE to
+    MAX_SAMPLE_RATE Hz."""
+    if not isinstance(sample_rate, int) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample rate {sample_rate!r} is not supported: use an integer rate from "
+                         f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+
+
 # ---------------------------------------------------------------------------------------------------- encoding
+
 
 def encode(address: str, *values: Any, records: Iterable[Sequence[Any]] = (), reply_port: int | None = None,
            table: dict[str, Spec] | None = None) -> bytes:

@@ -83,9 +83,10 @@ def parse_rates(text: str) -> list[int]:
             rate = int(item)
         except ValueError:
             raise BatchError(f"--sample-rate wants rates in Hz, comma-separated: got {item!r}") from None
-        if not protocol.MIN_SAMPLE_RATE <= rate <= protocol.MAX_SAMPLE_RATE:
-            raise BatchError(f"sample rate {rate} is not supported: use an integer rate from "
-                             f"{protocol.MIN_SAMPLE_RATE} to {protocol.MAX_SAMPLE_RATE} Hz")
+        try:
+            protocol.check_sample_rate(rate)
+        except ValueError as error:
+            raise BatchError(str(error)) from None
         rates.append(rate)
     return list(dict.fromkeys(rates))
 

@@ -139,12 +139,11 @@ def cmd_batch(args) -> None:
     from .batch import job_label, parse_presets, parse_rates, plan, summary_line
     from .runner import RunnerError, Task, run_tasks
 
-    if args.jobs is not None and args.jobs < 1:
-        raise CliError("--jobs must be at least 1")
+    runner = runner_options(args)
     jobs, skipped = plan(args.inputs, parse_presets(args.presets), parse_rates(args.sample_rate), args.bits, args.out)
     tasks = [Task(job_label(job), render_batch_output, (job,)) for job in jobs]
     try:
-        outcomes = run_tasks(tasks, args.jobs, use_ray=args.ray, ray_address=args.ray_address, desc="batch",
+        outcomes = run_tasks(tasks, runner.jobs, use_ray=runner.use_ray, ray_address=runner.ray_address, desc="batch",
                              unit="file", quiet=args.quiet)
     except RunnerError as error:
         raise CliError(str(error)) from None
@@ -230,15 +229,12 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_dataset(args) -> None:
-    from .runner import default_jobs
-    from .training.dataset import RunnerOptions, build_soundfont_dataset, coverage_report
+    from .training.dataset import build_soundfont_dataset, coverage_report
     from .training.recordings import build_recordings_dataset
 
     if bool(args.instrument) == bool(args.recordings):
         raise CliError("pass either --instrument NAME (soundfont renders) or --recordings DIR (your audio)")
-    if args.jobs is not None and args.jobs < 1:
-        raise CliError("--jobs must be at least 1")
-    runner = RunnerOptions(args.jobs or default_jobs(), args.ray, args.ray_address)
+    runner = runner_options(args)
     if args.recordings:
         meta = build_recordings_dataset(args.recordings, args.out, args.instrument_name or Path(args.out).name,
                                         program=args.program, held_out=args.held_out,
@@ -280,6 +276,15 @@ def runner_args(parser) -> None:
     parser.add_argument("--ray", action="store_true", help="run the tasks on a local Ray instance started for them")
     parser.add_argument("--ray-address", metavar="ADDR", help="run the tasks on this Ray cluster (default "
                                                                 "$RAY_ADDRESS with --ray; docs/cluster.md)")
+
+
+def runner_options(args):
+    """The --jobs / --ray / --ray-address of a command as engine.runner.RunnerOptions (jobs None: one per core)."""
+    from .runner import RunnerOptions
+
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError("--jobs must be at least 1")
+    return RunnerOptions(args.jobs, args.ray, args.ray_address)
 
 
 def build_parser() -> argparse.ArgumentParser:

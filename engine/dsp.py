@@ -12,12 +12,13 @@ import math
 import numpy as np
 import torch
 
+from daw_bridge.protocol import check_sample_rate
+
 from . import core
 from .params import FRAME_RATE, SynthParams, normalize_harmonics
 
 HARMONIC_BLOCK_FRAMES = 50
 NOISE_BLOCK_STFT = 256
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 16000, 96000
 
 
 class Harmonic:
@@ -217,9 +218,3 @@ def _synthesize_range(params: SynthParams, sample_rate: int, seed: int, start: i
     with torch.no_grad():
         Harmonic().get_signal(params, sample_rate, start, start + out.shape[0], out)
         FilteredNoise().get_signal(params, sample_rate, start, start + out.shape[0], seed, out)
-
-
-def check_sample_rate(sample_rate: int) -> None:
-    if not isinstance(sample_rate, int) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-        raise ValueError(f"sample rate {sample_rate!r} is not supported: use an integer rate from "
-                         f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")

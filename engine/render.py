@@ -29,12 +29,14 @@ import numpy as np
 import torch
 
 from daw_bridge.files import atomic_file
+from daw_bridge.protocol import check_sample_rate
 
 from .curves import apply_curves
-from .dsp import check_sample_rate, synthesize
+from .dsp import synthesize
 from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
 from .params import SynthParams, frames_for
 from .presets import Preset
+from .runner import default_jobs
 
 log = logging.getLogger("engine.render")
 
@@ -162,7 +164,7 @@ def render_threads() -> int:
         if not configured.isdigit() or int(configured) < 1:
             raise ValueError(f"DDSP_RENDER_THREADS={configured!r}: use a whole number of threads, 1 or more")
         return int(configured)
-    return max(1, len(os.sched_getaffinity(0)))
+    return max(1, default_jobs())
 
 
 def thread_pool(threads: int) -> ThreadPoolExecutor:

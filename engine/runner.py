@@ -36,6 +36,14 @@ class Task:
 
 
 @dataclass
+class RunnerOptions:
+    """Where a command's tasks run: `jobs` at once (None: one per core), on Ray or not, at which cluster address."""
+    jobs: int | None = 1
+    use_ray: bool = False
+    ray_address: str | None = None
+
+
+@dataclass
 class Outcome:
     label: str
     value: Any = None
@@ -80,6 +88,7 @@ def _init_pool_worker() -> None:
 
 
 def default_jobs() -> int:
+    """The cores this process may use (its CPU affinity): the default number of tasks, or of render threads."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

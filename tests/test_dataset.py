@@ -231,7 +231,7 @@ def test_an_interrupted_build_resumes_to_the_same_bytes(tiny, tmp_path):
 @pytest.mark.parametrize("where", ["pool", "ray"])
 def test_a_build_on_a_pool_or_on_ray_writes_the_serial_bytes(tiny, tmp_path, where, request):
     """One task per piece (engine.runner): every file the same bytes as the serial build's."""
-    from engine.training.dataset import RunnerOptions
+    from engine.runner import RunnerOptions
 
     runner = RunnerOptions(jobs=2) if where == "pool" else RunnerOptions(jobs=2, use_ray=True)
     if where == "ray":

@@ -33,13 +33,14 @@ import numpy as np
 import torch
 
 from . import analysis
-from ..dsp import check_sample_rate, synthesize
+from ..dsp import synthesize
 from ..expression import extract_controls
 from ..model import bridge_legato
 from daw_bridge.files import write_atomic, write_json_atomic
+from daw_bridge.protocol import check_sample_rate
 from ..notes import CONTROL_NAMES, Note, NoteError
 from ..params import FRAME_RATE, SynthParams, band_hz
-from ..runner import RunnerError, Task, run_tasks
+from ..runner import RunnerError, RunnerOptions, Task, run_tasks
 from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform, perform_musical
 
 FORMAT, VERSION = "ddsp-dataset", 1
@@ -499,14 +500,6 @@ def build_chorale_piece(builder: Builder, piece_id: str, piece: ChoralePiece, sp
                  "transpose": performance.transpose, "gain": gain})
     builder.write(piece_id, arrays, info)
     return info
-
-
-@dataclass
-class RunnerOptions:
-    """Where a build's pieces run (engine.runner): jobs at once, on Ray or not, at which cluster address."""
-    jobs: int | None = 1
-    use_ray: bool = False
-    ray_address: str | None = None
 
 
 def build_pieces(builder: Builder, piece_ids: list[str], tasks: list[Task], desc: str, quiet: bool,

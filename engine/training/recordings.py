@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis
-from .dataset import (DATASET_HARMONICS, FORMAT, LOUD_DB, VERSION, Builder, DatasetError, RunnerOptions, build_pieces,
+from .dataset import (DATASET_HARMONICS, FORMAT, LOUD_DB, VERSION, Builder, DatasetError, build_pieces,
                       note_frames_mask, piece_targets, resample)
 from ..batch import MIDI_SUFFIXES
-from ..dsp import check_sample_rate
+from daw_bridge.protocol import check_sample_rate
 from ..notes import Note, NoteError
 from ..params import FRAME_RATE, band_hz
-from ..runner import Task
+from ..runner import RunnerOptions, Task
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
