@@ -335,6 +335,11 @@ def train_expression(config: TrainConfig, pieces: list[PreparedPiece], log=None)
     net.start_at(torch.cat([p.controls for p in fit]).mean(0))
     opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=0.05)
     best, best_state = math.inf, None
+    if held and log is not None:
+        mean = torch.cat([p.controls for p in fit]).mean(0)
+        baseline = float(torch.cat([((p.controls - mean) ** 2).mean(-1) for p in held]).mean())
+        print(f"expression: {len(fit)} pieces, {len(held)} held aside (mean predictor mse {baseline:.5f})", file=log,
+              flush=True)
     for step in range(config.expression_steps):
         for group in opt.param_groups:
             group["lr"] = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step
@@ -349,7 +354,7 @@ def train_expression(config: TrainConfig, pieces: list[PreparedPiece], log=None)
             if error < best:
                 best, best_state = error, {k: v.clone() for k, v in net.state_dict().items()}
             if log is not None:
-                print(f"expression step {step + 1} loss {float(loss):.5f} held-aside mse {error:.5f}", file=log,
+                print(f"expression step {step + 1} loss {float(loss.detach()):.5f} held-aside mse {error:.5f}", file=log,
                       flush=True)
     if best_state is not None:
         net.load_state_dict(best_state)
