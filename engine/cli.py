@@ -191,12 +191,13 @@ def cmd_inspect(args) -> None:
 def cmd_train(args) -> None:
     from .training.train import TrainConfig, TrainError, train
 
-    if args.steps < 0 or args.spectral_steps < 0:
-        raise CliError("--steps and --spectral-steps must be 0 or more")
+    if min(args.steps, args.spectral_steps, args.adversarial_steps) < 0:
+        raise CliError("--steps, --spectral-steps and --adversarial-steps must be 0 or more")
     config = TrainConfig(instrument=args.instrument, data=args.data or f"data/{args.instrument}",
                          out=args.out or f"presets/{args.instrument}", steps=args.steps, batch=args.batch,
                          channels=args.channels, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                         runs=args.runs or "", threads=args.threads, spectral_steps=args.spectral_steps)
+                         runs=args.runs or "", threads=args.threads, spectral_steps=args.spectral_steps,
+                         adversarial_steps=args.adversarial_steps)
     if args.tiny:
         config.channels, config.dilations, config.batch, config.crop_frames = 16, [1, 2], 2, 200
         config.expression_hidden, config.expression_batch, config.expression_notes = 8, 2, 16
@@ -343,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=2500, help="regression steps (default 2500)")
     train.add_argument("--spectral-steps", type=int, default=300,
                        help="then steps through the synthesizer with a multi-resolution STFT loss (default 300)")
+    train.add_argument("--adversarial-steps", type=int, default=0,
+                       help="then steps with a multi-resolution spectrogram discriminator added (default 0)")
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--channels", type=int, default=96, help="width of the synthesis network")
     train.add_argument("--checkpoint-every", type=int, default=250, metavar="N")

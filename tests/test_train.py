@@ -143,3 +143,19 @@ def test_expression_generator_learns_what_the_notes_predict(tmp_path):
     mean_error = float(((mean - held.controls)[:, learnable] ** 2).mean())
     assert error < 0.5 * mean_error
     assert expression_error(net, [held]) < float(((mean - held.controls) ** 2).mean())
+
+
+def test_adversarial_fine_tune_trains_a_discriminator_and_resumes(tmp_path, trained):
+    root, _ = trained
+    runs = tmp_path / "runs"
+    args = ["train", "--instrument", "tiny", "--data", str(root / "data"), "--out", str(tmp_path / "p"),
+            "--runs", str(runs), "--tiny", "--steps", "2", "--spectral-steps", "1", "--checkpoint-every", "4", "-q"]
+    assert main(args + ["--adversarial-steps", "4"]) == 0
+    first = torch.load(runs / "checkpoint.pt", weights_only=False)
+    assert first["step"] == 7 and first["discriminator"] is not None
+    assert main(args + ["--adversarial-steps", "6", "--resume"]) == 0
+    second = torch.load(runs / "checkpoint.pt", weights_only=False)
+    assert second["step"] == 9
+    assert any(not torch.equal(first["discriminator"][k], second["discriminator"][k]) for k in first["discriminator"])
+    log = (runs / "train.log").read_text()
+    assert "adversarial" in log and "discriminator" in log and "feature_matching" in log

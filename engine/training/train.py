@@ -7,6 +7,8 @@ Two stages (see docs/presets.md):
 - then `spectral_steps` through the synthesizer (engine.training.spectral): the crops rendered from the network's
   amplitude, harmonics and noise at the true f0, multi-resolution STFT loss against the real audio, plus the
   regression terms at a small weight (f0 stays explicit: its head keeps the regression loss).
+- optionally `adversarial_steps` more with a multi-resolution spectrogram discriminator (engine.training.adversarial):
+  its least-squares GAN and feature-matching terms added to the spectral stage's loss, at a constant small rate.
 - then the expression generator (`train_expression`): random runs of up to 64 notes of the *musical* pieces (all
   pieces if the dataset has none), MSE on the six pooled controls; every sixth musical piece is kept aside and the
   weights that predict those best are kept. `--expression-only` retrains just this stage on a finished checkpoint.
@@ -32,7 +34,7 @@ from ..expression import extract_controls, to_db
 from ..model import (N_NOTE_FEATURES, WEIGHTS_FILE, ExpressionNet, SynthesisNet, audible_mask, decode, frame_owners,
                     masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
 from ..notes import Note
-from . import spectral
+from . import adversarial, spectral
 from ..params import FRAME_RATE, N_HARMONICS, SynthParams
 
 VERSION = 1
@@ -216,6 +218,8 @@ class TrainConfig:
     spectral_frames: int = 200
     spectral_learning_rate: float = 3e-4
     spectral_regression_weight: float = 0.1
+    adversarial_steps: int = 0
+    adversarial_learning_rate: float = 1e-4
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, expression_only: bool = False) -> dict:
@@ -232,13 +236,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, expr
         raise TrainError(f"{config.data}: the train split is empty")
     max_hz = float(meta["max_hz"])
     sample_rate = int(meta["sample_rate"])
-    prepared = [prepare_piece(pieces[i], sample_rate if config.spectral_steps else None) for i in train_ids]
+    through_synth = config.spectral_steps + config.adversarial_steps > 0
+    prepared = [prepare_piece(pieces[i], sample_rate if through_synth else None) for i in train_ids]
     musical = [p for i, p in zip(train_ids, prepared) if piece_style(meta, i) == "musical"] or prepared
 
     torch.manual_seed(config.seed)
     synthesis = SynthesisNet(config.channels, config.dilations, int(meta.get("n_harmonics", N_HARMONICS)),
                              prepared[0].noise_db.shape[-1])
     opt_s = torch.optim.Adam(synthesis.parameters(), lr=config.learning_rate)
+    disc = adversarial.MultiResolutionDiscriminator(sample_rate) if config.adversarial_steps else None
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.adversarial_learning_rate, betas=(0.8, 0.99)) \
+        if disc is not None else None
     expression: ExpressionNet | None = None
     rng = random.Random(config.seed)
     step, seconds = 0, 0.0
@@ -252,6 +260,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, expr
         step, seconds = state["step"], state["seconds"]
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
+        if disc is not None and state.get("discriminator") is not None:
+            disc.load_state_dict(state["discriminator"])
+            opt_d.load_state_dict(state["opt_d"])
         if state.get("expression") is not None and not expression_only:
             expression = ExpressionNet(**state.get("expression_config", {
                 "hidden": config.expression_hidden, "n_features": state["expression"]["inp.weight"].shape[1]}))
@@ -264,15 +275,18 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, expr
         state = {"synthesis": synthesis.state_dict(), "opt_s": opt_s.state_dict(), "step": step, "seconds": seconds,
                  "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": asdict(config),
                  "expression": None if expression is None else expression.state_dict(),
-                 "expression_config": None if expression is None else expression.config}
+                 "expression_config": None if expression is None else expression.config,
+                 "discriminator": None if disc is None else disc.state_dict(),
+                 "opt_d": None if opt_d is None else opt_d.state_dict()}
         write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
 
     losses: dict[str, float] = {}
-    total = config.steps + config.spectral_steps
+    spectral_end = config.steps + config.spectral_steps
+    total = spectral_end + config.adversarial_steps
     if expression_only and step < total:
         raise TrainError(f"--expression-only needs a finished training: the checkpoint in {runs} is at step {step} "
                          f"of {total} (run with --resume first)")
-    spectral_loss = spectral.spectral_loss_fn(sample_rate) if config.spectral_steps else None
+    spectral_loss = spectral.spectral_loss_fn(sample_rate) if through_synth else None
     bar = tqdm(total=total, initial=step, desc=f"train {config.instrument}", unit="step",
                disable=not progress, dynamic_ncols=True)
     while step < total:
@@ -282,8 +296,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, expr
             terms = synthesis_losses(synthesis, synthesis_batch(prepared, rng, config.batch, config.crop_frames),
                                      max_hz)
         else:  # through the synthesizer
-            progress_s = (step - config.steps) / config.spectral_steps
-            lr = config.spectral_learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_s)))
+            if step < spectral_end:
+                progress_s = (step - config.steps) / config.spectral_steps
+                lr = config.spectral_learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_s)))
+            else:
+                lr = config.adversarial_learning_rate
             terms = {k: config.spectral_regression_weight * v for k, v in synthesis_losses(
                 synthesis, synthesis_batch(prepared, rng, config.spectral_batch, config.spectral_frames),
                 max_hz).items()}
@@ -293,6 +310,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, expr
             audio = spectral.render_crops(decode(synthesis(crops["features"]), synthesis.n_harmonics), crops,
                                           sample_rate, max_hz, generator)
             terms["spectral"] = spectral_loss(audio[:, None], crops["audio"][:, None])
+            if step >= spectral_end:  # the adversarial fine-tune: the discriminator's step, then its terms
+                d_loss = adversarial.discriminator_loss(disc, crops["audio"], audio)
+                opt_d.zero_grad()
+                d_loss.backward()
+                opt_d.step()
+                terms |= adversarial.generator_terms(disc, crops["audio"], audio)
         for group in opt_s.param_groups:
             group["lr"] = lr
         loss = sum(terms.values())
@@ -303,6 +326,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, expr
         step += 1
         seconds += time.perf_counter() - started
         current = {k: float(v.detach()) for k, v in terms.items()} | {"synthesis": float(loss.detach())}
+        if step > spectral_end:
+            current["discriminator"] = float(d_loss.detach())
         losses = {k: 0.98 * losses.get(k, v) + 0.02 * v for k, v in current.items()} if losses else current
         bar.update(1)
         bar.set_postfix(loss=f"{losses['synthesis']:.3f}")
