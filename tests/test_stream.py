@@ -1,8 +1,11 @@
 """The streamed render (engine.stream) against the whole-array render (engine.render.render_clips + write_audio):
 the same bytes across block boundaries, in stems, with the limiter working across a block boundary and in reverb
 tails; its parts (reverb stream, gate window, limited view, sample file) against their whole-signal forms."""
+from dataclasses import astuple
+
 import numpy as np
 import pytest
+import torch
 import soundfile as sf
 from scipy.signal import oaconvolve
 
@@ -150,5 +153,9 @@ def test_render_cache_on_disk_equals_in_memory_full_and_incremental(parametric, 
     assert again[1].mode == "incremental" and again[1].changed == again[0].changed
     assert np.array_equal(again[1].audio[0:n], again[0].audio)
     in_memory, on_disk = memory.entries["c"], disk.entries["c"]
-    assert on_disk.disk_bytes == 2 * 4 * n == in_memory.nbytes - on_disk.nbytes  # mix and limited mix on disk
+    params = sum(v.params.nbytes for v in in_memory.voices)
+    assert on_disk.nbytes == 0 and on_disk.disk_bytes == 2 * 4 * n + params == in_memory.nbytes  # all on disk
+    for kept, held in zip(on_disk.voices, in_memory.voices):  # the parameters on disk are those in memory
+        assert all(torch.equal(a, b) for a, b in zip(astuple(kept.params.read(0, held.params.n_frames))[:4],
+                                                     astuple(held.params.params)[:4]))
     assert list((tmp_path / "cache").iterdir()) == []  # nothing named on disk
