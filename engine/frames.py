@@ -37,9 +37,10 @@ def voice_frame_count(notes: Sequence[Note], sample_rate: int, n_samples: int) -
     return frames_for(max(n_samples / sample_rate, max((n.offset for n in notes), default=0.0)))
 
 
-def chunk_bounds(voice: VoiceNotes, size: int = CHUNK_FRAMES) -> list[int]:
-    """Frame boundaries [0, ..., n_frames] of the voice's chunks: about `size` apart, none inside a note's measured
-    frames (a boundary there moves to the note's last measured frame + 1)."""
+def chunk_bounds(voice: VoiceNotes, size: int | None = None) -> list[int]:
+    """Frame boundaries [0, ..., n_frames] of the voice's chunks: about `size` (default CHUNK_FRAMES) apart, none
+    inside a note's measured frames (a boundary there moves to the note's last measured frame + 1)."""
+    size = size or CHUNK_FRAMES
     bounds, starts = [0], voice.measured[:, 0]
     while bounds[-1] < voice.n_frames:
         target = bounds[-1] + size
