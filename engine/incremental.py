@@ -168,15 +168,14 @@ def _render_full_on_disk(clip: Clip, preset: Preset, sample_rate: int, seed: int
     """render_full, the mix streamed block by block (engine.stream) into SampleFiles in `folder`: the same
     samples as render_clip."""
     folder.mkdir(parents=True, exist_ok=True)
-    rendering = prepare([(clip, preset)], sample_rate, seed, length or None,
-                        progress=lambda done, total: progress(done, total + 1) if progress else None)
+    rendering = prepare([(clip, preset)], sample_rate, seed, length or None)
     n_voices = len(rendering.voices)
     stores: list[ParamFile | None] = [None] * n_voices
     for index, voice in enumerate(rendering.voices):
         voice.frames.on_chunk = lambda first, chunk, index=index, voice=voice: _store_chunk(
             stores, index, folder, voice.frames.frames.n_frames, first, chunk)
     mix = SampleFile(folder, rendering.n_samples)
-    render_mix(rendering, mix, progress=lambda done, total: progress(n_voices + done / total, n_voices + 1)
+    render_mix(rendering, mix, progress=lambda done, total: progress((n_voices + 1) * done / total, n_voices + 1)
                if progress else None)
     warning = limiter_warning(mix)
     limited = None

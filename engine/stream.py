@@ -256,12 +256,11 @@ def render_to_file(parts: Sequence[tuple[Clip, Preset]], path: str | Path, sampl
     length. Every file is written atomically; on an error none of them is left half-written."""
     output = AudioWriter(path, sample_rate, bits)  # a bad name or bit depth fails here, before any work
     writers = [AudioWriter(p, sample_rate, bits) for p in stem_paths] if stem_paths is not None else None
-    rendering = prepare(parts, sample_rate, seed, duration, threads,
-                        lambda done, total: progress(done, total + 1) if progress else None)
+    rendering = prepare(parts, sample_rate, seed, duration, threads)
     if writers is not None and len(writers) != len(rendering.voices):
         raise ValueError(f"{len(writers)} stem paths for {len(rendering.voices)} voices")
-    n_voices = len(rendering.voices)
-    steps = lambda done, total: progress(n_voices + done / total, n_voices + 1) if progress else None  # noqa: E731
+    n_voices = len(rendering.voices)  # progress in steps of n_voices + 1 (as render_clips counts), by the blocks
+    steps = lambda done, total: progress((n_voices + 1) * done / total, n_voices + 1) if progress else None  # noqa: E731
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     mix = SampleFile(Path(path).parent, rendering.n_samples)
     try:
