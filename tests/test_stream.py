@@ -9,6 +9,7 @@ import torch
 import soundfile as sf
 from scipy.signal import oaconvolve
 
+from engine.curves import sounding_controls
 from engine.dsp import REVERB_BLOCK, Reverb
 from engine.notes import Clip
 from engine.presets import load_preset
@@ -74,8 +75,9 @@ def test_streamed_neural_presets_equal_whole(tmp_path):
     block = REVERB_BLOCK / SR
     parts = [(clip([(72, 0.1, block + 0.5)]), load_preset("flute")),
              (clip([(48, block - 0.5, block + 1.0)]), load_preset("bassoon"))]
-    _, whole, _, stem_paths = streamed_and_whole(parts, tmp_path)
+    result, whole, streamed, stem_paths = streamed_and_whole(parts, tmp_path)
     assert whole.read_bytes() == (tmp_path / "streamed.wav").read_bytes()
+    assert streamed.sounding == sounding_controls(result.voices)  # measured chunk by chunk as the render went
 
 
 def test_reverb_stream_is_the_convolution_and_any_block_feed_is_the_same():
