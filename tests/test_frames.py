@@ -12,7 +12,7 @@ from engine import dsp, frames, model
 from engine.frames import RollingFrames, VoiceFrames
 from engine.model import bridge_legato, decode, project_controls, raw_to_params, reachable_inputs, synthesis_features
 from engine.notes import Clip, Note
-from engine.params import FRAME_RATE, frames_for
+from engine.params import frames_for
 from engine.presets import load_preset
 from engine.render import render_clip, resolve_controls
 
