@@ -26,7 +26,8 @@ MIDI_SUFFIXES = (".mid", ".midi")
 MANIFEST_FORMAT = "ddsp-batch-output"
 BITS = ("16", "24", "float")
 # What a render's bytes depend on besides its input: these modules' source and these libraries' versions.
-RENDER_MODULES = ("notes", "expression", "params", "synthesis", "model", "presets", "core", "dsp", "render")
+RENDER_MODULES = ("notes", "expression", "params", "synthesis", "model", "presets", "core", "dsp", "curves", "frames",
+                  "render", "stream")
 RENDER_LIBRARIES = ("torch", "numpy", "scipy", "soundfile", "soxr", "pretty_midi", "mido")
 
 

@@ -104,10 +104,7 @@ def cmd_render(args) -> None:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.expression and not Path(args.expression).exists():
-        from .curves import sounding_controls
-
-        write_json_atomic(args.expression, expression_document(clips, result.controls,
-                                                               sounding_controls(result.voices)))
+        write_json_atomic(args.expression, expression_document(clips, result.controls, result.sounding))
         print(f"wrote the per-note controls to {args.expression} (edit it and render again)", file=sys.stderr)
     peak = result.peak
     if not args.quiet:

@@ -34,8 +34,10 @@ def sample_frame_positions(start: int, stop: int, sample_rate: int, frame_rate: 
 PHASE_UNIT = 2 ** 40  # phase steps per turn: frame phases are accumulated as exact integers
 
 
-def frame_phases(f0: torch.Tensor, frame_rate: float, amplitude: torch.Tensor | None = None) -> torch.Tensor:
-    """Phase (radians, float64, wrapped to [0, 2pi)) of the fundamental at each frame time.
+def frame_phase_steps(f0: torch.Tensor, frame_rate: float, amplitude: torch.Tensor | None = None,
+                      start: int = 0) -> torch.Tensor:
+    """Phase of the fundamental at each frame time in exact integer steps of 1/PHASE_UNIT turn, wrapped to
+    [0, PHASE_UNIT): (frames,) int64.
 
     f0: (frames,) Hz. The frequency is linear between frames, so the phase advances by the trapezoid
     2pi * (f_k + f_k+1) / 2 / frame_rate. Accumulated exactly, in integer units of 1/PHASE_UNIT turn: float32 would
@@ -44,19 +46,28 @@ def frame_phases(f0: torch.Tensor, frame_rate: float, amplitude: torch.Tensor | 
     previous frame's amplitude are both exactly 0 (inaudible: the harmonics are silent across that frame), so a note
     after a rest sounds the same whatever came before it and an edit moves the phase only up to the next silence
     (incremental re-render relies on this).
+    start: the phase at the first frame, in steps (frames of a voice from the middle on: the phase there, which
+    already holds any restart at that frame). The sums are exact, so frames [a, b) made from the phase at a equal
+    frames [a, b) of the whole voice.
     """
     f0 = f0.detach().double()
     turns = 0.5 * (f0[:-1] + f0[1:]) / frame_rate
     steps = torch.round(torch.remainder(turns, 1.0) * PHASE_UNIT).long()
-    total = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(steps, 0)])
+    total = torch.cat([torch.full((1,), int(start), dtype=torch.long), torch.cumsum(steps, 0) + int(start)])
     if amplitude is not None and amplitude.shape[0] > 1:
         silent = amplitude.detach()[:f0.shape[0]] == 0
         restart = torch.zeros(f0.shape[0], dtype=torch.bool)
         restart[1:silent.shape[0]] = silent[:-1] & silent[1:]
         frames = torch.arange(f0.shape[0])
         last_restart = torch.cummax(torch.where(restart, frames, torch.zeros_like(frames)), 0).values
-        total = total - total[last_restart]
-    return torch.remainder(total, PHASE_UNIT).double() * (TWO_PI / PHASE_UNIT)
+        total = total - torch.where(last_restart > 0, total[last_restart], torch.zeros_like(total))
+    return torch.remainder(total, PHASE_UNIT)
+
+
+def frame_phases(f0: torch.Tensor, frame_rate: float, amplitude: torch.Tensor | None = None,
+                 start: int = 0) -> torch.Tensor:
+    """`frame_phase_steps` in radians (float64, wrapped to [0, 2pi))."""
+    return frame_phase_steps(f0, frame_rate, amplitude, start).double() * (TWO_PI / PHASE_UNIT)
 
 
 def sample_phases(f0: torch.Tensor, phases: torch.Tensor, index: torch.Tensor, frac: torch.Tensor,
@@ -152,21 +163,25 @@ def grain_window(n_fft: int, hop: int) -> tuple[torch.Tensor, float]:
 
 
 def noise_block(magnitudes: torch.Tensor, max_hz: float, sample_rate: int, frame_rate: float, first_stft: int,
-                stop_stft: int, n_fft: int, generator: torch.Generator) -> tuple[int, torch.Tensor]:
+                stop_stft: int, n_fft: int, generator: torch.Generator, first_frame: int = 0,
+                voice_frames: int | None = None) -> tuple[int, torch.Tensor]:
     """Filtered noise from STFT frames [first_stft, stop_stft) made directly in the frequency domain.
 
     Each STFT frame j (centre sample j * hop, hop = n_fft / NOISE_OVERLAP) gets complex Gaussian bins shaped by the band
     magnitudes interpolated at its time, then inverse FFT, a sine window (its square overlap-adds to a constant,
     so the noise power does not ripple at the hop rate), overlap-add.
-    magnitudes: (frames, n_bands) -> (first output sample, samples (n, ) float32) to add into the signal.
+    magnitudes: (frames, n_bands), frames [first_frame, ...) of a voice of `voice_frames` frames (default: these
+    are the whole voice) -> (first output sample, samples (n, ) float32) to add into the signal.
     """
     hop = n_fft // NOISE_OVERLAP
     n_stft = stop_stft - first_stft
+    total = magnitudes.shape[0] if voice_frames is None else voice_frames
     centres = torch.arange(first_stft, stop_stft, dtype=torch.float64) * hop
-    positions = (centres * (frame_rate / sample_rate)).clamp(0, magnitudes.shape[0] - 1)
-    low = positions.floor().long().clamp_max(max(magnitudes.shape[0] - 2, 0))
+    positions = (centres * (frame_rate / sample_rate)).clamp(0, total - 1)
+    low = positions.floor().long().clamp_max(max(total - 2, 0))
     frac = (positions - low).float()[:, None]
-    frame_mags = torch.lerp(magnitudes[low], magnitudes[(low + 1).clamp_max(magnitudes.shape[0] - 1)], frac)
+    frame_mags = torch.lerp(magnitudes[low - first_frame], magnitudes[(low + 1).clamp_max(total - 1) - first_frame],
+                            frac)
     response = band_responses(frame_mags, max_hz, sample_rate, n_fft)
     spectrum = torch.complex(torch.randn(n_stft, n_fft // 2 + 1, generator=generator),
                              torch.randn(n_stft, n_fft // 2 + 1, generator=generator)) * response

@@ -40,12 +40,15 @@ def sample_curve(points: Sequence[tuple[float, float]], t: np.ndarray) -> np.nda
     return np.where(t < times[0], values[0], values[lo] + (values[hi] - values[lo]) * np.clip(weight, 0.0, 1.0))
 
 
-def apply_curves(params: SynthParams, notes: Sequence[Note]) -> SynthParams:
+def apply_curves(params: SynthParams, notes: Sequence[Note], first: int = 0,
+                 voice_frames: int | None = None) -> SynthParams:
     """One voice's final parameters with its notes' curves applied (module docstring). -> new SynthParams, or
-    `params` itself when no note has curves."""
+    `params` itself when no note has curves. params may be frames [first, ...) of a voice of voice_frames frames,
+    `notes` all that reach them (a curve acts frame by frame: any window gets the whole voice's floats)."""
     if not any(note.curves for note in notes):
         return params
-    owner = frame_owners(notes, params.n_frames)
+    n_frames = params.n_frames if voice_frames is None else voice_frames
+    owner = frame_owners(notes, n_frames, first, first + params.n_frames)
     f0, amplitude = params.f0.clone(), params.amplitude.clone()
     harmonics, noise = params.harmonics.clone(), params.noise.clone()
     for i, note in enumerate(notes):
@@ -54,7 +57,7 @@ def apply_curves(params: SynthParams, notes: Sequence[Note]) -> SynthParams:
         frames = np.nonzero(owner == i)[0]
         if frames.size == 0:
             continue
-        t = frames / FRAME_RATE - note.onset
+        t = (frames + first) / FRAME_RATE - note.onset
         index = torch.from_numpy(frames)
         cents = note.curve("cents")
         if cents is not None:

@@ -30,28 +30,57 @@ class Harmonic:
 
     def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int,
                    out: torch.Tensor | None = None) -> torch.Tensor:
-        """Samples [start, stop) of the harmonic part, added into `out` when given -> (stop - start,) float32."""
+        """Samples [start, stop) of the harmonic part, added into `out` when given -> (stop - start,) float32.
+        `params` may be a window of the voice that holds `harmonic_frames(sample_rate, start, stop)`."""
         out = torch.zeros(stop - start) if out is None else out
         limit = min(params.max_hz, sample_rate / 2.0)
         block = block_frames(sample_rate)
-        first = start * FRAME_RATE // sample_rate // block * block
-        last = -(-stop * FRAME_RATE // sample_rate) // block * block + block
-        f0 = _pad_frames(params.f0, last + 2)
-        phases = core.frame_phases(f0, FRAME_RATE, _pad_frames(params.amplitude, last + 2))
+        first, last = _harmonic_blocks(sample_rate, start, stop)
+        base = params.first_frame  # tensors index frames of the voice minus base
+        _check_window(params, max(first - 1, 0), last + 2)
+        f0 = _pad_frames(params.f0, last + 2 - base)
+        phases = core.frame_phases(f0, FRAME_RATE, _pad_frames(params.amplitude, last + 2 - base), params.start_phase)
         workspace = torch.empty(block * sample_rate // FRAME_RATE * params.harmonics.shape[1])
         for frame in range(first, last, block):
             # Amplitudes of this block's frames (+1 for interpolation, +1 neighbour for the audibility mask).
             lo, hi = max(frame - 1, 0), frame + block + 2
-            amps = _pad_frames(params.amplitude[lo:hi, None] * params.harmonics[lo:hi], hi - lo)
-            amps = amps * core.audible_harmonics(f0[lo:hi], amps.shape[1], limit)
-            local_f0 = f0[frame:frame + block + 1]
-            samples = core.harmonic_block(local_f0, amps[frame - lo:], phases[frame:frame + block + 1], 0, block,
-                                          sample_rate, FRAME_RATE, workspace)
+            amps = _pad_frames(params.amplitude[lo - base:hi - base, None] * params.harmonics[lo - base:hi - base],
+                               hi - lo)
+            amps = amps * core.audible_harmonics(f0[lo - base:hi - base], amps.shape[1], limit)
+            local_f0 = f0[frame - base:frame - base + block + 1]
+            samples = core.harmonic_block(local_f0, amps[frame - lo:], phases[frame - base:frame - base + block + 1],
+                                          0, block, sample_rate, FRAME_RATE, workspace)
             b0 = frame * sample_rate // FRAME_RATE
             s0, s1 = max(b0, start), min(b0 + samples.shape[0], stop)
             if s1 > s0:
                 out[s0 - start:s1 - start] += samples[s0 - b0:s1 - b0]
         return out
+
+
+def _harmonic_blocks(sample_rate: int, start: int, stop: int) -> tuple[int, int]:
+    """First frame of the first harmonic block and the end of the last one that samples [start, stop) fall in."""
+    block = block_frames(sample_rate)
+    first = start * FRAME_RATE // sample_rate // block * block
+    last = -(-stop * FRAME_RATE // sample_rate) // block * block + block
+    return first, last
+
+
+def _check_window(params: SynthParams, lo: int, hi: int) -> None:
+    """A window of a voice must hold the voice's frames [lo, hi) (those past the voice's end excepted)."""
+    hi = min(hi, params.total_frames)
+    if params.first_frame > lo or params.first_frame + params.n_frames < hi:
+        raise ValueError(f"parameters of frames {params.first_frame}..{params.first_frame + params.n_frames} "
+                         f"cannot render what needs frames {lo}..{hi}")
+
+
+def frames_needed(sample_rate: int, start: int, stop: int, voice_frames: int) -> tuple[int, int]:
+    """Frames [lo, hi) of a voice of `voice_frames` frames that its samples [start, stop) are made from: the
+    window of parameters `synthesize` needs for them (engine.stream holds no more)."""
+    first, last = _harmonic_blocks(sample_rate, start, stop)
+    lo, hi = max(first - 1, 0), min(last + 2, voice_frames)
+    for _, f0, f1 in _noise_blocks(sample_rate, start, stop, voice_frames):
+        lo, hi = min(lo, f0), max(hi, f1)
+    return lo, hi
 
 
 def block_frames(sample_rate: int) -> int:
@@ -79,33 +108,45 @@ class FilteredNoise:
     def get_signal(self, params: SynthParams, sample_rate: int, start: int, stop: int, seed: int,
                    out: torch.Tensor | None = None) -> torch.Tensor:
         """Samples [start, stop) of the noise part, added into `out` when given -> (stop - start,) float32; blocks are
-        seeded from (seed, block)."""
+        seeded from (seed, block). `params` may be a window of the voice (engine.dsp.frames_needed)."""
         n_fft = core.noise_fft_size(sample_rate)
-        hop = n_fft // core.NOISE_OVERLAP
-        block_len = NOISE_BLOCK_STFT * hop
         out = torch.zeros(stop - start) if out is None else out
-        total_stft = math.ceil(params.n_frames / FRAME_RATE * sample_rate / hop) + 1
-        first_block = max((start - n_fft) // block_len, 0)
-        last_block = min((stop + n_fft) // block_len, total_stft // NOISE_BLOCK_STFT)
-        for block in range(first_block, last_block + 1):
-            j0, j1 = block * NOISE_BLOCK_STFT, min((block + 1) * NOISE_BLOCK_STFT, total_stft + 1)
-            if j1 <= j0 or self._silent(params.noise, j0, j1, hop, n_fft, sample_rate):
-                continue
+        base, total = params.first_frame, params.total_frames
+        for block, f0, f1 in _noise_blocks(sample_rate, start, stop, total):
+            _check_window(params, f0, f1)
+            if f1 <= f0 or bool((params.noise[f0 - base:f1 - base].amax(-1) < 1e-7).all()):
+                continue  # every band below 1e-7 over the frames this block reaches
+            j0 = block * NOISE_BLOCK_STFT
+            j1 = min(j0 + NOISE_BLOCK_STFT, _stft_frames(sample_rate, total) + 1)
             generator = torch.Generator().manual_seed(_block_seed(seed, block))
             offset, grains = core.noise_block(params.noise, params.max_hz, sample_rate, FRAME_RATE, j0, j1, n_fft,
-                                              generator)
+                                              generator, base, total)
             lo, hi = max(offset, start), min(offset + grains.shape[0], stop)
             if hi > lo:
                 out[lo - start:hi - start] += grains[lo - offset:hi - offset]
         return out
 
-    @staticmethod
-    def _silent(noise: torch.Tensor, j0: int, j1: int, hop: int, n_fft: int, sample_rate: int) -> bool:
-        """Whether every noise band is below 1e-7 over the frames STFT frames [j0, j1) reach (looked at there
-        only: a streamed render asks once per block)."""
-        f0 = max(int((j0 * hop - n_fft) * FRAME_RATE / sample_rate) - 1, 0)
-        f1 = min(int((j1 * hop + n_fft) * FRAME_RATE / sample_rate) + 2, noise.shape[0])
-        return f1 <= f0 or bool((noise[f0:f1].amax(-1) < 1e-7).all())
+
+def _stft_frames(sample_rate: int, voice_frames: int) -> int:
+    hop = core.noise_fft_size(sample_rate) // core.NOISE_OVERLAP
+    return math.ceil(voice_frames / FRAME_RATE * sample_rate / hop) + 1
+
+
+def _noise_blocks(sample_rate: int, start: int, stop: int, voice_frames: int):
+    """(block, first frame, stop frame) of each noise block that reaches samples [start, stop) of a voice of
+    `voice_frames` frames and has STFT frames: the block is made from those frames only."""
+    n_fft = core.noise_fft_size(sample_rate)
+    hop = n_fft // core.NOISE_OVERLAP
+    block_len = NOISE_BLOCK_STFT * hop
+    total_stft = _stft_frames(sample_rate, voice_frames)
+    first_block = max((start - n_fft) // block_len, 0)
+    last_block = min((stop + n_fft) // block_len, total_stft // NOISE_BLOCK_STFT)
+    for block in range(first_block, last_block + 1):
+        j0, j1 = block * NOISE_BLOCK_STFT, min((block + 1) * NOISE_BLOCK_STFT, total_stft + 1)
+        if j1 > j0:
+            f0 = max(int((j0 * hop - n_fft) * FRAME_RATE / sample_rate) - 1, 0)
+            f1 = min(int((j1 * hop + n_fft) * FRAME_RATE / sample_rate) + 2, voice_frames)
+            yield block, f0, max(f0, f1)
 
 
 def _block_seed(seed: int, block: int) -> int:

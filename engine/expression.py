@@ -102,15 +102,17 @@ def attack_noise(noise: torch.Tensor) -> float:
     return float(to_db(noise[:ATTACK_FRAMES]).mean()) / 40.0 + ATTACK_NOISE_OFFSET
 
 
-def extract_controls(params: SynthParams, notes: Sequence[Note], clip: bool = True) -> torch.Tensor:
+def extract_controls(params: SynthParams, notes: Sequence[Note], clip: bool = True, first: int = 0,
+                     voice_frames: int | None = None) -> torch.Tensor:
     """Pool the six controls per note from one voice's frames.
 
-    params: SynthParams of the voice, frame 0 at time 0; notes: that voice's notes -> (n_notes, 6) float32,
-    columns in CONTROL_NAMES order, clipped to [0, 1] unless `clip` is False.
+    params: SynthParams of the voice, frame 0 at time 0 (or its frames [first, ...) of voice_frames, holding the
+    notes' measured frames); notes: that voice's notes -> (n_notes, 6) float32, columns in CONTROL_NAMES order,
+    clipped to [0, 1] unless `clip` is False.
     """
     rows = []
     for note in notes:
-        start, stop = note_frames(note, params.n_frames)
+        start, stop = (f - first for f in note_frames(note, voice_frames or params.n_frames))
         amp_db = to_db(params.amplitude[start:stop])
         rows.append([
             volume(amp_db),

@@ -6,10 +6,10 @@ same preset, rate, seed, length and notes (ids, pitches, times, velocities) is r
 
 1. per voice, resolve the controls; voices whose controls and note curves did not change are left alone (the key
    ignores controls and curves);
-2. regenerate the parameters of a changed voice: first from a window of notes around the change, kept only when it
-   reproduces the cached parameters inside the window and the change stays inside it (so generators whose frames
-   depend on the whole voice, e.g. a recurrent network, fall back to the whole voice); compare with the cached
-   parameters to find the changed frames;
+2. regenerate the parameters of a changed voice: the chunks of its frames (engine.frames) that the changed notes
+   reach, with the generator's `reach` of context each side (the whole voice for a generator that does not say):
+   the chunk grid and each chunk's arithmetic are the full render's, so frames the change does not reach come out
+   the same floats; compare with the cached parameters to find the changed frames;
 3. extend them to the samples they reach: frame interpolation and the harmonic audibility mask (+-2 frames), the
    noise STFT grains (+- n_fft samples) and the oscillator phase, which an f0 change moves up to the next silence
    (engine.core.frame_phases restarts the phase there);
@@ -22,10 +22,12 @@ same preset, rate, seed, length and notes (ids, pitches, times, velocities) is r
 
 The result equals a full render to float32 rounding (tests/test_incremental.py: max abs difference < 1e-5).
 
-Where the mix lives: given a `folder`, `RenderCache` renders in full with engine.stream (block by block) and keeps
-each clip's mix (and limited mix) in nameless engine.stream.SampleFile's there, on disk, read and written by range:
-the memory a clip holds is then its voices' parameters only, whatever its length. Without a folder the mixes are
-arrays in memory (engine.render.render_clip).
+Where the mix and the parameters live: given a `folder`, `RenderCache` renders in full with engine.stream (block by
+block, parameters chunk by chunk) and keeps each clip's mix (and limited mix) in nameless engine.stream.SampleFile's
+there and each voice's parameters in an engine.stream.ParamFile, on disk, read and written by range: the memory a
+clip holds is its notes and controls, whatever its length, and a re-render reads the frames it changes (and the
+f0 and amplitude before them, for the phase). Without a folder the mixes and parameters are in memory
+(engine.render.render_clip).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -41,29 +43,52 @@ import numpy as np
 import torch
 
 from . import core
-from .curves import apply_curves
-from .dsp import synthesize
+from .dsp import frames_needed, synthesize
+from .frames import VoiceFrames, join
 from .notes import Clip, Note
 from .params import FRAME_RATE, SynthParams
 from .presets import Preset
 from .render import Limited, limit_range, limit_reach, limiter_warning, note_gate, render_clip, resolve_voices
-from .stream import SampleFile, prepare, render_mix
-from .synthesis import sounding_frames
+from .stream import ParamFile, SampleFile, prepare, render_mix
 
 log = logging.getLogger("engine.render")
-
-WINDOW_CONTEXTS = (2, 6)  # neighbouring notes each side tried for a local parameter regeneration
 
 
 class Cancelled(Exception):
     """Raised inside a render when its job was cancelled or superseded."""
 
 
+class MemoryParams:
+    """A voice's whole SynthParams read and written by frame range like engine.stream.ParamFile."""
+
+    def __init__(self, params: SynthParams):
+        self.params, self.n_frames, self.max_hz = params, params.n_frames, params.max_hz
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.params.f0, self.params.amplitude,
+                                                           self.params.harmonics, self.params.noise))
+
+    def field(self, name: str, start: int, stop: int) -> torch.Tensor:
+        return getattr(self.params, name)[start:stop].clone()
+
+    def read(self, start: int, stop: int) -> SynthParams:
+        return SynthParams(*(self.field(name, start, stop) for name in ("f0", "amplitude", "harmonics", "noise")),
+                           self.max_hz)
+
+    def write(self, start: int, params: SynthParams) -> None:
+        for name in ("f0", "amplitude", "harmonics", "noise"):
+            getattr(self.params, name)[start:start + params.n_frames] = getattr(params, name)
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class VoiceState:
     notes: list[Note]
     controls: torch.Tensor  # (n_notes, 6)
-    params: SynthParams
+    params: MemoryParams | ParamFile  # the voice's parameters, read and written by frame range
     seed: int
 
 
@@ -81,14 +106,14 @@ class CachedRender:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held in memory (parameters, and the mixes unless they are on disk)."""
-        params = sum(t.numel() * t.element_size() for v in self.voices
-                     for t in (v.params.f0, v.params.amplitude, v.params.harmonics, v.params.noise))
+        """Bytes held in memory (parameters and mixes, unless they are on disk)."""
+        params = sum(v.params.nbytes for v in self.voices if isinstance(v.params, MemoryParams))
         return params + sum(a.nbytes for a in (self.mix, self.limited) if isinstance(a, np.ndarray))
 
     @property
     def disk_bytes(self) -> int:
-        return sum(a.nbytes for a in (self.mix, self.limited) if isinstance(a, SampleFile))
+        params = sum(v.params.nbytes for v in self.voices if isinstance(v.params, ParamFile))
+        return params + sum(a.nbytes for a in (self.mix, self.limited) if isinstance(a, SampleFile))
 
 
 @dataclass
@@ -129,7 +154,8 @@ def render_full(clip: Clip, preset: Preset, sample_rate: int, seed: int, length:
     if folder is not None:
         return _render_full_on_disk(clip, preset, sample_rate, seed, length, progress, folder)
     result = render_clip(clip, preset, sample_rate, seed=seed, duration=length or None, progress=progress)
-    voices = [VoiceState(v.notes, v.controls, v.params, voice_seed(seed, i)) for i, v in enumerate(result.voices)]
+    voices = [VoiceState(v.notes, v.controls, MemoryParams(v.params), voice_seed(seed, i))
+              for i, v in enumerate(result.voices)]
     mix, limited = (result.audio, None) if result.unlimited is None else (result.unlimited, result.audio)
     cached = CachedRender(render_key(clip, preset, sample_rate, seed, result.audio.shape[0]), voices, mix,
                           dict(result.controls), limited)
@@ -142,11 +168,14 @@ def _render_full_on_disk(clip: Clip, preset: Preset, sample_rate: int, seed: int
     """render_full, the mix streamed block by block (engine.stream) into SampleFiles in `folder`: the same
     samples as render_clip."""
     folder.mkdir(parents=True, exist_ok=True)
-    rendering = prepare([(clip, preset)], sample_rate, seed, length or None,
-                        progress=lambda done, total: progress(done, total + 1) if progress else None)
+    rendering = prepare([(clip, preset)], sample_rate, seed, length or None)
     n_voices = len(rendering.voices)
+    stores: list[ParamFile | None] = [None] * n_voices
+    for index, voice in enumerate(rendering.voices):
+        voice.frames.on_chunk = lambda first, chunk, index=index, voice=voice: _store_chunk(
+            stores, index, folder, voice.frames.frames.n_frames, first, chunk)
     mix = SampleFile(folder, rendering.n_samples)
-    render_mix(rendering, mix, progress=lambda done, total: progress(n_voices + done / total, n_voices + 1)
+    render_mix(rendering, mix, progress=lambda done, total: progress((n_voices + 1) * done / total, n_voices + 1)
                if progress else None)
     warning = limiter_warning(mix)
     limited = None
@@ -155,11 +184,19 @@ def _render_full_on_disk(clip: Clip, preset: Preset, sample_rate: int, seed: int
         for lo in range(0, rendering.n_samples, 2 ** 18):
             limited[lo:lo + 2 ** 18] = source[lo:lo + 2 ** 18]
         log.warning("%s", warning)
-    voices = [VoiceState(v.notes, v.controls, v.params, voice_seed(seed, i)) for i, v in enumerate(rendering.voices)]
+    voices = [VoiceState(v.notes, v.controls, store, voice_seed(seed, i))
+              for i, (v, store) in enumerate(zip(rendering.voices, stores))]
     cached = CachedRender(render_key(clip, preset, sample_rate, seed, rendering.n_samples), voices, mix,
                           dict(rendering.controls), limited)
     return Rendered(cached.audio, sample_rate, cached.controls, [n.id for n in clip.notes], "full",
                     warnings=[warning] if warning else []), cached
+
+
+def _store_chunk(stores: list, index: int, folder: Path, n_frames: int, first: int, chunk: SynthParams) -> None:
+    """Write a voice's chunk of parameters into its ParamFile (made with the first chunk)."""
+    if stores[index] is None:
+        stores[index] = ParamFile.like(folder, n_frames, chunk)
+    stores[index].write(first, chunk)
 
 
 def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_rate: int) -> Rendered:
@@ -181,11 +218,14 @@ def render_incremental(cached: CachedRender, clip: Clip, preset: Preset, sample_
         state.controls, state.notes = controls, list(notes)
         cached.controls.update({notes[i].id: tuple(controls[i].tolist()) for i in changed})
         if start >= stop:
+            state.params.write(patch.start, patch.params)
             continue
         gate = _gate(state.notes, start, stop, sample_rate)
-        old = synthesize(state.params, sample_rate, stop - start, seed=state.seed, start=start).numpy()
-        _apply(state.params, patch)
-        new = synthesize(state.params, sample_rate, stop - start, seed=state.seed, start=start).numpy()
+        window = _window(state.params, sample_rate, start, stop)
+        old = synthesize(window, sample_rate, stop - start, seed=state.seed, start=start).numpy()
+        _apply(window, patch)
+        new = synthesize(window, sample_rate, stop - start, seed=state.seed, start=start).numpy()
+        state.params.write(patch.start, patch.params)
         wet = preset.reverb.get_signal((new - old) * gate, sample_rate)[:n_samples - start]
         cached.mix[start:start + wet.shape[0]] += wet
         changed_from, changed_to = min(changed_from, start), max(changed_to, start + wet.shape[0])
@@ -226,51 +266,22 @@ class Patch:
 def regenerate(preset: Preset, state: VoiceState, controls: torch.Tensor, changed: list[int],
                new_notes: list[Note] | None = None) -> Patch:
     """New parameters of a voice whose notes `changed` got new controls or curves (`new_notes`: the notes with
-    their new curves, default the cached ones), as a patch over the cached ones (curves applied).
-
-    A window of notes is generated, first moved `shift` whole seconds earlier (a whole number of frames) so its cost
-    does not grow with its position in the clip, then in place (moving can round a note boundary differently); it is
-    used only if, with the old controls, it reproduces the cached frames inside the window exactly, and the new
-    controls change nothing at the window's edges."""
+    their new curves, default the cached ones), as a patch over the cached ones (curves applied): the chunks of
+    engine.frames that hold the changed notes' frames and the generator's reach around them, made as the full
+    render made them, compared with the cached frames."""
     n_frames = state.params.n_frames
-    new_notes = state.notes if new_notes is None else new_notes
-
-    def generate(notes: list[Note], controls: torch.Tensor, frames: int) -> SynthParams:
-        return apply_curves(preset.synthesis.generate(notes, controls, frames), notes)
-
-    for context, moved in [(c, m) for c in WINDOW_CONTEXTS for m in (True, False)]:
-        lo, hi = max(0, changed[0] - context), min(len(state.notes), changed[-1] + context + 1)
-        if lo == 0 and hi == len(state.notes):
-            break
-        shift = float(max(0, math.floor(state.notes[lo].onset) - 1)) if moved else 0.0
-        if moved and not shift:
-            continue
-        offset = int(shift) * FRAME_RATE
-        notes = [replace(n, onset=n.onset - shift, offset=n.offset - shift) for n in state.notes[lo:hi]]
-        moved_new = [replace(n, onset=n.onset - shift, offset=n.offset - shift) for n in new_notes[lo:hi]]
-        last_note = sounding_frames(state.notes[hi - 1], n_frames)
-        frames = n_frames - offset if hi == len(state.notes) else min(n_frames, last_note[1] + 2) - offset
-        first = 0 if lo == 0 else sounding_frames(state.notes[lo + 1], n_frames)[0]
-        last = n_frames if hi == len(state.notes) else last_note[0]
-        with torch.no_grad():
-            old = generate(notes, state.controls[lo:hi], frames).frames(first - offset, last - offset)
-            if not _equal(old, state.params.frames(first, last)):
-                continue  # the generator looks beyond the window (or at absolute time)
-            new = generate(moved_new, controls[lo:hi], frames).frames(first - offset, last - offset)
-        span = _diff_span(old, new)
-        if span is None:
-            return Patch(first, first, new.frames(0, 0))
-        if span[0] > 0 and span[1] < last - first:  # the change stays inside the window
-            return Patch(first + span[0], first + span[1], new.frames(*span))
-    with torch.no_grad():
-        new = generate(list(new_notes), controls, n_frames)
-    span = _diff_span(state.params, new) or (0, 0)
-    return Patch(span[0], span[1], new.frames(*span))
-
-
-def _equal(a: SynthParams, b: SynthParams) -> bool:
-    return all(torch.equal(x, y) for x, y in zip((a.f0, a.amplitude, a.harmonics, a.noise),
-                                                 (b.f0, b.amplitude, b.harmonics, b.noise)))
+    frames = VoiceFrames(state.notes if new_notes is None else new_notes, preset, controls, n_frames)
+    voice, reach = frames.voice, frames.reach
+    lo = min(int(voice.starts[i]) for i in changed) - reach
+    hi = max(int(voice.stops[i]) for i in changed) + reach
+    lo, hi = voice.cover(max(0, lo), min(n_frames, hi))
+    chunks = frames.chunks_between(lo, hi)
+    first, last = frames.bounds[chunks.start], frames.bounds[chunks.stop]
+    new = join([frames.chunk(i) for i in chunks])
+    span = _diff_span(state.params.read(first, last), new)
+    if span is None:
+        return Patch(first, first, new.frames(0, 0))
+    return Patch(first + span[0], first + span[1], new.frames(*span))
 
 
 def _diff_span(a: SynthParams, b: SynthParams) -> tuple[int, int] | None:
@@ -281,18 +292,31 @@ def _diff_span(a: SynthParams, b: SynthParams) -> tuple[int, int] | None:
     return None if index.numel() == 0 else (int(index[0]), int(index[-1]) + 1)
 
 
-def _apply(params: SynthParams, patch: Patch) -> None:
+def _window(params: MemoryParams | ParamFile, sample_rate: int, start: int, stop: int) -> SynthParams:
+    """The window of a voice's parameters that its samples [start, stop) need, with the phase at its first frame
+    (from the f0 and amplitude before it): a copy, read from memory or disk."""
+    lo, hi = frames_needed(sample_rate, start, stop, params.n_frames)
+    phase = int(core.frame_phase_steps(params.field("f0", 0, lo + 1), FRAME_RATE,
+                                       params.field("amplitude", 0, lo + 1))[-1])
+    return params.read(lo, hi).window(lo, params.n_frames, phase)
+
+
+def _apply(window: SynthParams, patch: Patch) -> None:
+    """Put the patch's frames that fall in the window into it."""
+    lo, hi = max(patch.start, window.first_frame), min(patch.stop, window.first_frame + window.n_frames)
     for name in ("f0", "amplitude", "harmonics", "noise"):
-        getattr(params, name)[patch.start:patch.stop] = getattr(patch.params, name)
+        getattr(window, name)[lo - window.first_frame:hi - window.first_frame] = \
+            getattr(patch.params, name)[lo - patch.start:hi - patch.start]
 
 
-def _changed_samples(params: SynthParams, patch: Patch, sample_rate: int, n_samples: int) -> tuple[int, int]:
+def _changed_samples(params: MemoryParams | ParamFile, patch: Patch, sample_rate: int,
+                     n_samples: int) -> tuple[int, int]:
     """Samples [start, stop) of the voice that the patch changes (see the module docstring, step 3)."""
     if patch.stop <= patch.start:
         return 0, 0
     first, last = patch.start, patch.stop  # frames [first, last)
-    f0_changed = not torch.equal(params.f0[first:last], patch.params.f0)
-    amp_changed = not torch.equal(params.amplitude[first:last] == 0, patch.params.amplitude == 0)
+    f0_changed = not torch.equal(params.field("f0", first, last), patch.params.f0)
+    amp_changed = not torch.equal(params.field("amplitude", first, last) == 0, patch.params.amplitude == 0)
     if f0_changed or amp_changed:  # the phase differs from `first` up to the next restart (two silent frames)
         last = _next_phase_restart(params, patch, last)
     per_frame = sample_rate / FRAME_RATE
@@ -302,14 +326,16 @@ def _changed_samples(params: SynthParams, patch: Patch, sample_rate: int, n_samp
     return max(0, start), min(n_samples, stop)
 
 
-def _next_phase_restart(params: SynthParams, patch: Patch, after: int) -> int:
+def _next_phase_restart(params: MemoryParams | ParamFile, patch: Patch, after: int) -> int:
     """First frame >= `after` where the phase restarts in both old and new parameters (the frames from there on are
     the same in both), or the end of the voice."""
-    silent = (params.amplitude == 0).clone()
-    silent[patch.start:patch.stop] &= patch.params.amplitude == 0
-    restart = silent[:-1] & silent[1:]  # restart[k]: the phase restarts at frame k + 1
     first = max(after - 1, 0)
-    index = restart[first:].nonzero()
+    silent = params.field("amplitude", first, params.n_frames) == 0
+    lo, hi = max(patch.start, first), patch.stop
+    if hi > lo:
+        silent[lo - first:hi - first] &= patch.params.amplitude[lo - patch.start:] == 0
+    restart = silent[:-1] & silent[1:]  # restart[k]: the phase restarts at frame first + k + 1
+    index = restart.nonzero()
     return params.n_frames if index.numel() == 0 else first + int(index[0]) + 1
 
 

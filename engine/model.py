@@ -31,7 +31,7 @@ from .expression import (ATTACK_FRAMES, ATTACK_NOISE_OFFSET, DB_FLOOR, VIBRATO_B
                          VOLUME_OFFSET, note_frames)
 from .notes import Note
 from .params import FRAME_RATE, N_HARMONICS, N_NOISE_BANDS, SynthParams, normalize_harmonics
-from .synthesis import frame_conditioning, midi_to_hz, sounding_frames
+from .synthesis import VoiceNotes, frame_conditioning, midi_to_hz, sounding_frames
 
 N_FEATURES = 15
 N_NOTE_FEATURES = 16
@@ -39,18 +39,24 @@ WEIGHTS_FILE = "model.pt"
 
 
 # ----------------------------------------------------------------------------------------------------- features
-def synthesis_features(notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """(n_frames, 15): engine.synthesis.frame_conditioning (11) + pitch centred ((p - 60) / 24), seconds since the
-    onset and until the offset (tanh of s / 0.25), log note duration."""
-    cond = frame_conditioning(notes, controls, n_frames)
-    extra = torch.zeros(n_frames, 4)
+def synthesis_features(notes: Sequence[Note], controls: torch.Tensor, n_frames: int, first: int = 0,
+                       stop: int | None = None) -> torch.Tensor:
+    """(stop - first, 15) for frames [first, stop) of a voice of n_frames frames (default all):
+    engine.synthesis.frame_conditioning (11) + pitch centred ((p - 60) / 24), seconds since the onset and until the
+    offset (tanh of s / 0.25), log note duration. `notes`: at least those that reach the frames."""
+    stop = n_frames if stop is None else stop
+    cond = frame_conditioning(notes, controls, n_frames, first, stop)
+    extra = torch.zeros(stop - first, 4)
     for note in notes:
-        start, stop = sounding_frames(note, n_frames)
-        t = torch.arange(start, stop, dtype=torch.float32) / FRAME_RATE
-        extra[start:stop, 0] = (note.pitch - 60) / 24.0
-        extra[start:stop, 1] = torch.tanh((t - note.onset).clamp_min(0) / 0.25)
-        extra[start:stop, 2] = torch.tanh((note.offset - t).clamp_min(0) / 0.25)
-        extra[start:stop, 3] = math.log(max(note.duration, 0.01))
+        start, end = sounding_frames(note, n_frames)
+        lo, hi = max(start, first), min(end, stop)
+        if hi <= lo:
+            continue
+        t = torch.arange(start, end, dtype=torch.float32)[lo - start:hi - start] / FRAME_RATE
+        extra[lo - first:hi - first, 0] = (note.pitch - 60) / 24.0
+        extra[lo - first:hi - first, 1] = torch.tanh((t - note.onset).clamp_min(0) / 0.25)
+        extra[lo - first:hi - first, 2] = torch.tanh((note.offset - t).clamp_min(0) / 0.25)
+        extra[lo - first:hi - first, 3] = math.log(max(note.duration, 0.01))
     return torch.cat([cond, extra], 1)
 
 
@@ -353,45 +359,48 @@ def project_brightness(harmonics: np.ndarray, brightness: float) -> np.ndarray:
     return tilted(alpha)
 
 
-def frame_owners(notes: Sequence[Note], n_frames: int) -> np.ndarray:
-    """(n_frames,) int: index of the note each frame belongs to, -1 in rests. A note owns its sounding frames
+def frame_owners(notes: Sequence[Note], n_frames: int, first: int = 0, stop: int | None = None) -> np.ndarray:
+    """(stop - first,) int for frames [first, stop) of a voice of n_frames frames (default all): index in `notes`
+    of the note each frame belongs to, -1 in rests. A note owns its sounding frames
     (engine.synthesis.sounding_frames), but the frames where a note's controls are measured
-    (engine.expression.note_frames) always belong to that note."""
-    owner = np.full(n_frames, -1, dtype=np.int64)
-    for i, note in enumerate(notes):
-        start, stop = sounding_frames(note, n_frames)
-        owner[start:stop] = i
-    for i, note in enumerate(notes):
-        start, stop = note_frames(note, n_frames)
-        owner[start:stop] = i
+    (engine.expression.note_frames) always belong to that note. `notes`: at least those that reach the frames."""
+    stop = n_frames if stop is None else stop
+    owner = np.full(stop - first, -1, dtype=np.int64)
+    for frames in (sounding_frames, note_frames):
+        for i, note in enumerate(notes):
+            start, end = frames(note, n_frames)
+            owner[max(start, first) - first:max(min(end, stop), first) - first] = i
     return owner
 
 
 def project_controls(params: SynthParams, notes: Sequence[Note], controls: torch.Tensor,
-                     vibrato_rate_hz: float = 5.5, couple_noise: bool = True) -> SynthParams:
+                     vibrato_rate_hz: float = 5.5, couple_noise: bool = True, first: int = 0,
+                     voice_frames: int | None = None, only: range | None = None) -> SynthParams:
     """Make `params` carry `controls` (n, 6) per note as engine.expression.extract_controls measures them.
 
     Works note by note on the measured frames; the note's other frames (just before / after) take the correction
     of the nearest measured frame; the noise moves with the amplitude correction before its attack level is set.
-    -> new SynthParams.
+    params may be frames [first, ...) of a voice of voice_frames frames holding every note of `only` (indices into
+    `notes`, default all) whole; `notes`: all that reach those frames. -> new SynthParams.
     """
-    n_frames = params.n_frames
-    owner = frame_owners(notes, n_frames)
+    n_frames = params.n_frames if voice_frames is None else voice_frames
+    owner = frame_owners(notes, n_frames, first, first + params.n_frames)
     f0 = params.f0.double().numpy().copy()
     amp_db = 20 * np.log10(np.maximum(params.amplitude.double().numpy(), 1e-12))
     harmonics = params.harmonics.double().numpy().copy()
     noise_db = 20 * np.log10(np.maximum(params.noise.double().numpy(), 1e-12))
     new_amp_db = amp_db.copy()
     numbers = np.arange(1, harmonics.shape[1] + 1)
-    for i, (note, row) in enumerate(zip(notes, controls.tolist())):
-        volume, fluctuation, peak, vibrato, brightness, attack = row
-        a, b = note_frames(note, n_frames)
+    rows = controls.tolist()
+    for i in range(len(notes)) if only is None else only:
+        note, (volume, fluctuation, peak, vibrato, brightness, attack) = notes[i], rows[i]
+        a, b = (frame - first for frame in note_frames(note, n_frames))
         mine = np.nonzero(owner == i)[0]
         before, after = mine[mine < a], mine[mine >= b]
         n = b - a
         # amplitude: mean, std, peak
         projected = project_amplitude(amp_db[a:b], volume, fluctuation, peak)
-        correction = np.zeros(n_frames)
+        correction = np.zeros(owner.shape[0])
         correction[a:b] = projected - amp_db[a:b]
         correction[before], correction[after] = correction[a], correction[b - 1]
         new_amp_db[mine] = amp_db[mine] + correction[mine]
@@ -423,21 +432,39 @@ def project_controls(params: SynthParams, notes: Sequence[Note], controls: torch
 
 
 # ------------------------------------------------------------------------------------------------ generators
-def note_pitch_hz(notes: Sequence[Note], owner: np.ndarray) -> torch.Tensor:
-    """(n_frames,) Hz of each frame's note; rests hold the previous note's pitch (the first note's before it)."""
+def note_pitch_hz(notes: Sequence[Note], owner: np.ndarray, held: Note | None = None) -> torch.Tensor:
+    """(n_frames,) Hz of each frame's note; rests hold the previous note's pitch (before the first owned frame:
+    `held`'s, default the first note's)."""
     hz = np.array([midi_to_hz(float(n.pitch)) for n in notes] or [0.0])
-    held = np.maximum.accumulate(np.where(owner >= 0, np.arange(owner.shape[0]), -1))
-    index = np.where(held >= 0, owner[np.maximum(held, 0)], 0)
+    if held is not None:
+        hz = np.append(hz, midi_to_hz(float(held.pitch)))
+    held_index = -1 if held is not None else 0
+    last = np.maximum.accumulate(np.where(owner >= 0, np.arange(owner.shape[0]), -1))
+    index = np.where(last >= 0, owner[np.maximum(last, 0)], held_index)
     return torch.from_numpy(hz[index]).float()
 
 
-def raw_to_params(out: dict[str, torch.Tensor], notes: Sequence[Note], n_frames: int, max_hz: float) -> SynthParams:
+def held_note(voice: VoiceNotes, i0: int) -> Note | None:
+    """The note whose pitch rests hold before note i0 of the voice: the last earlier note that owns a frame (None
+    before the first note: engine.model.note_pitch_hz holds the first note's pitch there)."""
+    for j in range(i0 - 1, -1, -1):
+        lo, hi = int(voice.starts[j]), max(int(voice.starts[j]) + 1, int(voice.measured[j][1]))
+        near0, near1 = voice.reaching(lo, hi)
+        owner = frame_owners(voice.notes[near0:near1], voice.n_frames, lo, hi)
+        if (owner == j - near0).any():
+            return voice.notes[j]
+    return voice.notes[0] if voice.notes else None
+
+
+def raw_to_params(out: dict[str, torch.Tensor], notes: Sequence[Note], n_frames: int, max_hz: float,
+                  first: int = 0, held: Note | None = None) -> SynthParams:
     """Decoded outputs of one voice (frames, ...) -> SynthParams: f0 from note pitch + cents, silence between
-    notes (f0 held), harmonics softmax over the audible ones."""
-    owner = frame_owners(notes, n_frames)
+    notes (f0 held), harmonics softmax over the audible ones. The outputs may be frames [first, ...) of a voice of
+    n_frames frames, `notes` all that reach them and `held` the note whose pitch a rest holds before them."""
+    owner = frame_owners(notes, n_frames, first, first + out["cents"].shape[0])
     on = torch.from_numpy(owner >= 0)
     cents = torch.where(on, out["cents"].clamp(-300, 300), torch.zeros(()))
-    f0 = note_pitch_hz(notes, owner) * 2.0 ** (cents / 1200.0)
+    f0 = note_pitch_hz(notes, owner, held) * 2.0 ** (cents / 1200.0)
     amplitude = torch.where(on, 10.0 ** (out["amp_db"].clamp(-100, 6) / 20.0), torch.zeros(()))
     n_harmonics = out["harmonic_logits"].shape[-1]
     harmonics = masked_log_softmax(out["harmonic_logits"], audible_mask(f0, max_hz, n_harmonics)).exp() * on[:, None]
@@ -461,27 +488,31 @@ LEGATO_ZONE_FRAMES = (8, 12)  # frames before / after the join the bridge may li
 
 
 def bridge_legato(params: SynthParams, notes: Sequence[Note], max_dip_db: float = LEGATO_MAX_DIP_DB,
-                  noise: bool = True) -> SynthParams:
+                  noise: bool = True, first: int = 0, voice_frames: int | None = None) -> SynthParams:
     """Keep legato joins connected: where a note starts as the previous one (another pitch) ends, the amplitude in
     the zone around the join is lifted to at most `max_dip_db` below the quieter of the two notes' levels next to
     it (medians over 12 frames), the noise with it. The analysis a network learns from measures the harmonics at
     one pitch, so at a pitch change its targets dip far deeper than the audio does (26 dB against 9 dB, median of
     121 joins of the flute's musical pieces): without this every join would sound like a release to near silence.
     params: one voice -> new SynthParams (the same object when nothing changes); noise False leaves the noise (the
-    dataset's targets, whose noise already holds the previous note's release)."""
+    dataset's targets, whose noise already holds the previous note's release). params may be frames
+    [first, ...) of a voice of voice_frames frames: joins that read frames outside them are left (BRIDGE_REACH)."""
     amp_db = 20 * np.log10(np.maximum(params.amplitude.double().numpy(), 1e-12))
     lift = np.zeros_like(amp_db)
-    n_frames = amp_db.shape[0]
+    n_frames = amp_db.shape[0] if voice_frames is None else voice_frames
     before, after = LEGATO_ZONE_FRAMES
     for previous, note in zip(notes, notes[1:]):
         if note.onset - previous.offset > LEGATO_GAP_SECONDS or note.pitch == previous.pitch:
             continue
         join = int(round(note.onset * FRAME_RATE))
-        first = max(int(round(previous.onset * FRAME_RATE)), join - before - 12)
+        low = max(int(round(previous.onset * FRAME_RATE)), join - before - 12)
         last = min(int(round(note.offset * FRAME_RATE)), join + after + 12, n_frames)
-        if join - before - first < 3 or last - (join + after) < 3:
+        if join - before - low < 3 or last - (join + after) < 3:
             continue  # notes too short to have a level of their own next to the join
-        level = min(np.median(amp_db[first:join - before]), np.median(amp_db[join + after:last]))
+        if low < first or last > first + amp_db.shape[0]:
+            continue  # beyond these frames
+        join, low, last = join - first, low - first, last - first
+        level = min(np.median(amp_db[low:join - before]), np.median(amp_db[join + after:last]))
         zone = slice(join - before, join + after)
         lift[zone] = np.maximum(lift[zone], level - max_dip_db - amp_db[zone])
     if not (lift > 0).any():
@@ -491,8 +522,18 @@ def bridge_legato(params: SynthParams, notes: Sequence[Note], max_dip_db: float 
                        params.noise * gain[:, None] if noise else params.noise, params.max_hz)
 
 
+NET_BLOCK_FRAMES = 2048  # the network runs on these blocks of frames (plus its receptive field each side)
+BRIDGE_REACH = 40  # frames beyond a note's that the legato bridges near it read (zone 8 + 12, medians 12 + 12)
+
+
 class NeuralSynthesis:
-    """SynthesisGenerator of a neural preset: SynthesisNet + control projection."""
+    """SynthesisGenerator of a neural preset: SynthesisNet + control projection.
+
+    Generated a window of frames at a time (`generate_window`), in memory that does not grow with the voice: the
+    network runs on fixed blocks of NET_BLOCK_FRAMES frames from frame 0, each with its receptive field of context
+    each side, so a frame's raw outputs are the same floats whichever window asks for them; the legato bridges and
+    the projection then work on the whole notes that reach the window (they act per note). `generate` is the
+    window of the whole voice."""
 
     def __init__(self, net: SynthesisNet, max_hz: float, vibrato_rate_hz: float = 5.5, project: bool = True,
                  bridge: bool = True):
@@ -502,16 +543,58 @@ class NeuralSynthesis:
         self.project = project
         self.bridge = bridge  # full-band presets: legato joins kept connected (bridge_legato)
 
+    @property
+    def reach(self) -> int:
+        """Frames beyond a note's own that its parameters depend on (the network's receptive field: kernel 3, so
+        each layer reaches `dilation` frames each side; then the legato bridges)."""
+        return sum(self.net.config["dilations"]) + BRIDGE_REACH
+
     def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
-        if not notes:
-            return SynthParams.silence(n_frames, self.net.n_harmonics, self.net.config["n_noise_bands"], self.max_hz)
-        features = synthesis_features(notes, reachable_inputs(notes, controls, self.max_hz), n_frames)
-        with torch.no_grad():
-            out = decode(self.net(features[None])[0], self.net.n_harmonics)
-        params = raw_to_params(out, notes, n_frames, self.max_hz)
+        return self.generate_window(VoiceNotes(notes, n_frames), controls, 0, n_frames)
+
+    def generate_window(self, voice: VoiceNotes, controls: torch.Tensor, start: int, stop: int,
+                        blocks: dict | None = None) -> SynthParams:
+        """Frames [start, stop) of the voice's parameters (controls: (notes, 6), all of the voice's). `blocks`: raw
+        network outputs by block, kept between calls (a caller going through a voice in order computes each block
+        once; it may drop old ones)."""
+        if not voice.notes:
+            return SynthParams.silence(stop - start, self.net.n_harmonics, self.net.config["n_noise_bands"],
+                                       self.max_hz)
+        p0, p1 = voice.cover(start, stop)
+        r0, r1 = max(0, p0 - BRIDGE_REACH), min(voice.n_frames, p1 + BRIDGE_REACH)
+        out = decode(self.raw_frames(voice, controls, r0, r1, {} if blocks is None else blocks), self.net.n_harmonics)
+        i0, i1 = voice.reaching(r0, r1)
+        notes = voice.notes[i0:i1]
+        params = raw_to_params(out, notes, voice.n_frames, self.max_hz, r0, held_note(voice, i0))
         if self.bridge:  # before the projection, so the parameters still carry exactly the controls asked for
-            params = bridge_legato(params, notes)
-        return project_controls(params, notes, controls, self.vibrato_rate_hz) if self.project else params
+            params = bridge_legato(params, notes, first=r0, voice_frames=voice.n_frames)
+        if self.project:
+            m0, m1 = voice.reaching(start, stop)
+            params = project_controls(params, notes, controls[i0:i1], self.vibrato_rate_hz, first=r0,
+                                      voice_frames=voice.n_frames, only=range(max(m0, i0) - i0, min(m1, i1) - i0))
+        return params.frames(start - r0, stop - r0)
+
+    def raw_frames(self, voice: VoiceNotes, controls: torch.Tensor, start: int, stop: int,
+                   blocks: dict) -> torch.Tensor:
+        """The network's raw outputs for frames [start, stop) of the voice, (stop - start, 2 + H + B), from the
+        blocks of NET_BLOCK_FRAMES (made when `blocks` lacks them, and put there)."""
+        size, context, n_frames = NET_BLOCK_FRAMES, sum(self.net.config["dilations"]), voice.n_frames
+        for key in [k for k in blocks if (k + 1) * size <= start]:
+            del blocks[key]  # behind: a caller going forward needs them no more
+        pieces = []
+        for k in range(start // size, (stop - 1) // size + 1):
+            if k not in blocks:
+                b0, b1 = k * size, min((k + 1) * size, n_frames)
+                g0, g1 = max(0, b0 - context), min(n_frames, b1 + context)
+                i0, i1 = voice.reaching(g0, g1)
+                notes = voice.notes[i0:i1]
+                features = synthesis_features(notes, reachable_inputs(notes, controls[i0:i1], self.max_hz),
+                                              n_frames, g0, g1)
+                with torch.no_grad():
+                    blocks[k] = self.net(features[None])[0, b0 - g0:b1 - g0].clone()
+            pieces.append(blocks[k])
+        offset = start // size * size
+        return torch.cat(pieces)[start - offset:stop - offset]
 
 
 class NeuralExpression:

@@ -10,6 +10,10 @@ voice. Units:
   magnitude m over the whole band gives noise with the power of uniform noise in [-m, m] (RMS m / sqrt(3)).
 - `max_hz`: the band the parameters were made for (half the training sample rate). Harmonics and noise above it
   are never rendered, whatever the output rate: a model cannot know what it never heard.
+
+A SynthParams may hold a window of a voice, frames [first_frame, first_frame + n_frames) of `voice_frames`, with the
+fundamental's phase at its first frame (`start_phase`, engine.core.frame_phase_steps): the DSP renders any samples
+the window reaches exactly as from the whole voice (a streamed render holds a few seconds of parameters at a time).
 """
 from __future__ import annotations
 
@@ -35,10 +39,23 @@ class SynthParams:
     harmonics: torch.Tensor  # (frames, n_harmonics), rows sum to 1 (or 0)
     noise: torch.Tensor  # (frames, n_bands) linear magnitudes
     max_hz: float = 8000.0
+    first_frame: int = 0  # the voice frame these frames start at
+    voice_frames: int = 0  # frames of the whole voice (0: these are the whole voice)
+    start_phase: int = 0  # phase of the fundamental at first_frame, in engine.core.PHASE_UNIT steps
 
     @property
     def n_frames(self) -> int:
         return self.f0.shape[0]
+
+    @property
+    def total_frames(self) -> int:
+        """Frames of the whole voice these frames belong to."""
+        return self.voice_frames or self.first_frame + self.n_frames
+
+    def window(self, first_frame: int, voice_frames: int, start_phase: int) -> "SynthParams":
+        """The same tensors as frames [first_frame, first_frame + n_frames) of a voice of voice_frames frames."""
+        return SynthParams(self.f0, self.amplitude, self.harmonics, self.noise, self.max_hz, first_frame,
+                           voice_frames, start_phase)
 
     def frames(self, start: int, stop: int) -> "SynthParams":
         """The frames [start, stop) as a new SynthParams (views, no copy)."""

@@ -31,10 +31,10 @@ import torch
 from daw_bridge.files import atomic_file
 from daw_bridge.protocol import check_sample_rate
 
-from .curves import apply_curves
 from .dsp import synthesize
+from .frames import VoiceFrames, voice_frame_count
 from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
-from .params import SynthParams, frames_for
+from .params import SynthParams
 from .presets import Preset
 from .runner import default_jobs
 
@@ -176,11 +176,9 @@ def thread_pool(threads: int) -> ThreadPoolExecutor:
 
 def voice_params(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int,
                  controls: torch.Tensor) -> SynthParams:
-    """The synthesis parameters of one voice of a render n_samples long (both render paths use this), shaped by the
-    notes' curves (engine.curves.apply_curves)."""
-    n_frames = frames_for(max(n_samples / sample_rate, max(n.offset for n in notes)))
-    with torch.no_grad():
-        return apply_curves(preset.synthesis.generate(notes, controls, n_frames), notes)
+    """The synthesis parameters of one voice of a render n_samples long, shaped by the notes' curves, whole: the
+    chunks of engine.frames joined (the streamed render makes the same chunks one at a time)."""
+    return VoiceFrames(notes, preset, controls, voice_frame_count(notes, sample_rate, n_samples)).whole()
 
 
 def render_voice(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int, seed: int,

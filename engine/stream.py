@@ -1,18 +1,19 @@
 """Streamed render: a mix made, limited and written block by block, so that its memory does not grow with the
 clip's length (engine.render.render_clips holds whole-clip arrays; this gives the same samples).
 
-1. `prepare`: the voices' controls and synthesis parameters (engine.render.voice_params), voices side by side.
+1. `prepare`: the voices' controls, and for each a source of its synthesis parameters chunk by chunk
+   (engine.frames.RollingFrames).
 2. `Rendering.blocks`: for each block of REVERB_BLOCK samples (a grid from sample 0), every voice's dry samples
-   (engine.dsp.synthesize of that range, times engine.render.note_gate of that window), summed per preset in voice
-   order, through each preset's reverb stream (engine.dsp.ReverbStream: overlap-add by block), summed in preset
+   (engine.dsp.synthesize of that range from the window of parameters it needs, made as the render reaches it,
+   times engine.render.note_gate of that window), voices side by side, summed per preset in voice order, through each preset's reverb stream (engine.dsp.ReverbStream: overlap-add by block), summed in preset
    order: exactly the arithmetic of render_clips, so the same floats.
 3. `render_to_file`: the blocks go to a `SampleFile` (float32 on disk, a nameless file beside the output)
    while their peak is measured; then the file is read back in blocks, through the look-ahead limiter
    (engine.render.Limited) when the peak needs it, into the output file (engine.render.AudioWriter: a temporary
    file, renamed when complete). Stems go straight to their files, block by block.
 
-What stays in memory: each voice's synthesis parameters (frames x (harmonics + noise bands) float32, 165 kB per
-second of a 100-harmonic voice) and a few blocks.
+What stays in memory: per voice, a few chunks of synthesis parameters (engine.frames: ~8 s each) and the work
+of making one; a few blocks of samples. Nothing grows with the clip's length (the notes and their controls aside).
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ from .dsp import REVERB_BLOCK, synthesize
 from .notes import Clip, Note
 from .params import SynthParams
 from .presets import Preset
-from .render import (AudioWriter, Limited, limiter_warning, note_gate, render_threads, thread_pool, voice_jobs,
-                     voice_params)
+from .frames import RollingFrames, VoiceFrames, voice_frame_count
+from .render import AudioWriter, Limited, limiter_warning, note_gate, render_threads, thread_pool, voice_jobs
 
 
 def return_freed_arrays(threshold: int = 256 * 1024) -> None:
@@ -96,11 +97,52 @@ class SampleFile:
         self.close()
 
 
+class ParamFile:
+    """One voice's synthesis parameters on disk, read and written by frame range (`read(a, b)`, `write(a, params)`):
+    f0, amplitude, harmonics and noise one after the other in one nameless SampleFile (float32). What the service's
+    cache keeps of a voice, so that its memory does not grow with the clip."""
+
+    def __init__(self, folder: str | Path, n_frames: int, n_harmonics: int, n_bands: int, max_hz: float):
+        self.n_frames, self.max_hz = n_frames, max_hz
+        self.widths = {"f0": 1, "amplitude": 1, "harmonics": n_harmonics, "noise": n_bands}
+        self.offsets, offset = {}, 0
+        for name, width in self.widths.items():
+            self.offsets[name], offset = offset, offset + n_frames * width
+        self.file = SampleFile(folder, offset)
+
+    @classmethod
+    def like(cls, folder: str | Path, n_frames: int, params: SynthParams) -> "ParamFile":
+        """An empty ParamFile of n_frames shaped like `params`."""
+        return cls(folder, n_frames, params.harmonics.shape[1], params.noise.shape[1], params.max_hz)
+
+    @property
+    def nbytes(self) -> int:
+        return self.file.nbytes
+
+    def field(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Frames [start, stop) of one of the four tensors."""
+        width, offset = self.widths[name], self.offsets[name]
+        values = torch.from_numpy(self.file[offset + start * width:offset + stop * width])
+        return values if width == 1 else values.reshape(-1, width)
+
+    def read(self, start: int, stop: int) -> SynthParams:
+        return SynthParams(*(self.field(name, start, stop) for name in self.widths), self.max_hz)
+
+    def write(self, start: int, params: SynthParams) -> None:
+        for name, width in self.widths.items():
+            offset = self.offsets[name] + start * width
+            values = getattr(params, name).reshape(-1).numpy()
+            self.file[offset:offset + values.shape[0]] = values
+
+    def close(self) -> None:
+        self.file.close()
+
+
 @dataclass
 class StreamVoice:
     notes: list[Note]
     controls: torch.Tensor  # (n_notes, 6)
-    params: SynthParams
+    frames: RollingFrames  # its synthesis parameters, made as the render goes
     seed: int
     preset: Preset
 
@@ -141,9 +183,16 @@ class Rendering:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def sounding(self) -> dict[str, tuple[float, ...]]:
+        """Note id -> the six controls measured from the parameters rendered (engine.curves.sounding_controls);
+        complete once the blocks are done."""
+        return {key: value for voice in self.voices for key, value in voice.frames.sounding.items()}
+
     def dry(self, voice: StreamVoice, start: int, stop: int, threads: int = 1) -> np.ndarray:
-        """Samples [start, stop) of a voice without reverb (engine.render.render_voice's, exactly)."""
-        samples = synthesize(voice.params, self.sample_rate, stop - start, seed=voice.seed, start=start,
+        """Samples [start, stop) of a voice without reverb (engine.render.render_voice's, exactly). Calls for a
+        voice go forward in time."""
+        params = voice.frames.window(start, stop)
+        samples = synthesize(params, self.sample_rate, stop - start, seed=voice.seed, start=start,
                              threads=threads).numpy()
         samples *= note_gate(voice.notes, self.n_samples, self.sample_rate, (start, stop))
         return samples
@@ -151,20 +200,18 @@ class Rendering:
 
 def prepare(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: int = 0, duration: float | None = None,
             threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> Rendering:
-    """Controls and parameters of every voice, as engine.render.render_clips makes them (same seeds, same checks)."""
+    """Every voice's controls and parameter source, as engine.render.render_clips makes them (same seeds, same
+    checks); the parameters themselves are made as `Rendering.blocks` reaches them. `threads`: unused (the
+    voices' work is in the blocks)."""
     n_samples, jobs = voice_jobs(parts, sample_rate, seed, duration)
-    threads = render_threads() if threads is None else threads
     rendering = Rendering(sample_rate, n_samples, [])
-    pool = thread_pool(min(threads, max(1, len(jobs))))
-    try:
-        made = pool.map(lambda job: voice_params(job[1], job[0], sample_rate, n_samples, job[2]), jobs)
-        for done, ((preset, notes, controls, voice_seed), params) in enumerate(zip(jobs, made), 1):
-            rendering.voices.append(StreamVoice(list(notes), controls, params, voice_seed, preset))
-            rendering.controls.update({n.id: tuple(float(x) for x in c) for n, c in zip(notes, controls)})
-            if progress:
-                progress(done, len(jobs))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for done, (preset, notes, controls, voice_seed) in enumerate(jobs, 1):
+        frames = VoiceFrames(notes, preset, controls, voice_frame_count(notes, sample_rate, n_samples))
+        rendering.voices.append(StreamVoice(list(notes), controls, RollingFrames(frames, sample_rate), voice_seed,
+                                            preset))
+        rendering.controls.update({n.id: tuple(float(x) for x in c) for n, c in zip(notes, controls)})
+        if progress:
+            progress(done, len(jobs))
     return rendering
 
 
@@ -176,7 +223,7 @@ class StreamResult:
     n_voices: int
     peak: float  # of the written audio (after the limiter)
     warnings: list[str] = field(default_factory=list)
-    voices: list[StreamVoice] = field(default_factory=list)  # notes and final parameters (engine.curves.sounding_controls)
+    sounding: dict[str, tuple[float, ...]] = field(default_factory=dict)  # note id -> controls measured from what sounds
 
     @property
     def duration(self) -> float:
@@ -209,12 +256,11 @@ def render_to_file(parts: Sequence[tuple[Clip, Preset]], path: str | Path, sampl
     length. Every file is written atomically; on an error none of them is left half-written."""
     output = AudioWriter(path, sample_rate, bits)  # a bad name or bit depth fails here, before any work
     writers = [AudioWriter(p, sample_rate, bits) for p in stem_paths] if stem_paths is not None else None
-    rendering = prepare(parts, sample_rate, seed, duration, threads,
-                        lambda done, total: progress(done, total + 1) if progress else None)
+    rendering = prepare(parts, sample_rate, seed, duration, threads)
     if writers is not None and len(writers) != len(rendering.voices):
         raise ValueError(f"{len(writers)} stem paths for {len(rendering.voices)} voices")
-    n_voices = len(rendering.voices)
-    steps = lambda done, total: progress(n_voices + done / total, n_voices + 1) if progress else None  # noqa: E731
+    n_voices = len(rendering.voices)  # progress in steps of n_voices + 1 (as render_clips counts), by the blocks
+    steps = lambda done, total: progress((n_voices + 1) * done / total, n_voices + 1) if progress else None  # noqa: E731
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     mix = SampleFile(Path(path).parent, rendering.n_samples)
     try:
@@ -227,5 +273,5 @@ def render_to_file(parts: Sequence[tuple[Clip, Preset]], path: str | Path, sampl
     finally:
         mix.close()
     return StreamResult(sample_rate, rendering.n_samples, rendering.controls, n_voices, output.peak,
-                        [warning] if warning else [], rendering.voices)
+                        [warning] if warning else [], rendering.sounding())
 

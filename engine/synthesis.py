@@ -42,18 +42,52 @@ def sounding_frames(note: Note, n_frames: int) -> tuple[int, int]:
     return start, max(stop, start + 1)
 
 
-def frame_conditioning(notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """Per-frame inputs of a neural synthesis generator, (n_frames, 11):
-    six controls, pitch / 127, onset flag, offset flag, position in note (0..1), note on (1) or rest (0)."""
-    cond = torch.zeros(n_frames, 11)
+class VoiceNotes:
+    """A voice's notes (in onset order, not overlapping) and its length in frames, with the frames each note can
+    fill or own (its sounding frames and its measured frames, engine.expression.note_frames), to find the notes that
+    reach a range of frames without going through them all."""
+
+    def __init__(self, notes: Sequence[Note], n_frames: int):
+        self.notes, self.n_frames = list(notes), n_frames
+        spans = [(sounding_frames(n, n_frames), note_frames(n, n_frames)) for n in self.notes]
+        self.starts = np.array([min(a[0], b[0]) for a, b in spans], dtype=np.int64)
+        self.stops = np.maximum.accumulate(np.array([max(a[1], b[1]) for a, b in spans] or [0], dtype=np.int64))
+        self.stops = self.stops[:len(self.notes)]
+        self.measured = np.array([b for _, b in spans], dtype=np.int64).reshape(-1, 2)  # note_frames per note
+
+    def reaching(self, start: int, stop: int) -> tuple[int, int]:
+        """Indices [i0, i1) of the notes whose frames meet frames [start, stop) (perhaps one or two more)."""
+        return (int(np.searchsorted(self.stops, start, side="right")),
+                int(np.searchsorted(self.starts, stop, side="left")))
+
+    def cover(self, start: int, stop: int) -> tuple[int, int]:
+        """Frames [start, stop) extended to the whole of every note that reaches them."""
+        i0, i1 = self.reaching(start, stop)
+        if i1 <= i0:
+            return start, stop
+        return min(start, int(self.starts[i0])), max(stop, int(self.stops[i1 - 1]))
+
+
+def frame_conditioning(notes: Sequence[Note], controls: torch.Tensor, n_frames: int, first: int = 0,
+                       stop: int | None = None) -> torch.Tensor:
+    """Per-frame inputs of a neural synthesis generator for frames [first, stop) of a voice of n_frames frames
+    (default all), (stop - first, 11): six controls, pitch / 127, onset flag, offset flag, position in note (0..1),
+    note on (1) or rest (0). `notes`: at least those that reach the frames (VoiceNotes.reaching)."""
+    stop = n_frames if stop is None else stop
+    cond = torch.zeros(stop - first, 11)
     for note, row in zip(notes, controls):
-        start, stop = sounding_frames(note, n_frames)
-        cond[start:stop, :6] = row
-        cond[start:stop, 6] = note.pitch / 127.0
-        cond[start, 7] = 1.0
-        cond[stop - 1, 8] = 1.0
-        cond[start:stop, 9] = torch.linspace(0.0, 1.0, stop - start)
-        cond[start:stop, 10] = 1.0
+        start, end = sounding_frames(note, n_frames)
+        lo, hi = max(start, first), min(end, stop)
+        if hi <= lo:
+            continue
+        cond[lo - first:hi - first, :6] = row
+        cond[lo - first:hi - first, 6] = note.pitch / 127.0
+        if lo == start:
+            cond[start - first, 7] = 1.0
+        if hi == end:
+            cond[end - 1 - first, 8] = 1.0
+        cond[lo - first:hi - first, 9] = torch.linspace(0.0, 1.0, end - start)[lo - start:hi - start]
+        cond[lo - first:hi - first, 10] = 1.0
     return cond
 
 
@@ -113,30 +147,48 @@ class ParametricInstrument:
         self.sustain_noise_db = sustain_noise_db
         self.max_hz = max_hz
 
+    reach = 0  # a note's parameters depend on that note alone
+
     def generate(self, notes: Sequence[Note], controls: torch.Tensor, n_frames: int) -> SynthParams:
-        params = SynthParams.silence(n_frames, self.n_harmonics, max_hz=self.max_hz)
-        last_hz = midi_to_hz(float(notes[0].pitch)) if notes else 0.0
-        previous_stop = 0
-        for note, row in zip(notes, controls.tolist()):
+        return self.generate_window(VoiceNotes(notes, n_frames), controls, 0, n_frames)
+
+    def generate_window(self, voice: VoiceNotes, controls: torch.Tensor, start: int, stop: int,
+                        blocks: dict | None = None) -> SynthParams:
+        """Frames [start, stop) of the voice's parameters (controls: (notes, 6), the whole voice's); each note's
+        curves are made whole and cut to the window, so any window has the floats of the whole voice."""
+        n_frames, notes = voice.n_frames, voice.notes
+        params = SynthParams.silence(stop - start, self.n_harmonics, max_hz=self.max_hz)
+        i0, i1 = voice.reaching(start, stop)
+
+        def put(tensor: torch.Tensor, lo: int, hi: int, values, per_frame: bool = True) -> None:
+            """tensor[lo:hi] = values, in voice frames, inside the window only (values: one row per frame, or one
+            value or row for all when not per_frame)."""
+            a, b = max(lo, start), min(hi, stop)
+            if b > a:
+                tensor[a - start:b - start] = values[a - lo:b - lo] if per_frame else values
+
+        last_hz = midi_to_hz(float(notes[max(i0 - 1, 0)].pitch)) if notes else 0.0
+        previous_stop = sounding_frames(notes[i0 - 1], n_frames)[1] if i0 > 0 else 0
+        for note, row in zip(notes[i0:i1], controls[i0:i1].tolist()):
             volume, fluctuation, peak, vibrato, brightness, attack_noise = row
-            start, stop = sounding_frames(note, n_frames)
-            n = stop - start
-            params.f0[previous_stop:start] = last_hz  # hold the pitch through rests: no glides in silence
+            first, last = sounding_frames(note, n_frames)
+            n = last - first
+            put(params.f0, previous_stop, first, last_hz, False)  # hold the pitch through rests: no glides in silence
             hz = midi_to_hz(float(note.pitch))
             extent = vibrato / VIBRATO_READING_PER_SEMITONE
-            params.f0[start:stop] = hz * 2.0 ** (extent * vibrato_curve(note, start, stop, n_frames) / 12.0)
+            put(params.f0, first, last, hz * 2.0 ** (extent * vibrato_curve(note, first, last, n_frames) / 12.0))
             amplitude = 10.0 ** (envelope_db(volume, fluctuation, peak, n) / 20.0)
-            params.amplitude[start:stop] = amplitude
+            put(params.amplitude, first, last, amplitude)
             audible = max(1, min(self.n_harmonics, int(self.max_hz / (hz * 2.0 ** (extent / 12.0)))))
             hd = tilt_for_centroid(self.harmonic_profile, audible, max(1.0, 12.0 * brightness))
-            params.harmonics[start:stop] = torch.tensor(hd, dtype=torch.float32)
+            put(params.harmonics, first, last, torch.tensor(hd, dtype=torch.float32), False)
             sustain = amplitude[:, None] * 10.0 ** (self.sustain_noise_db / 20.0) * self.noise_shape
             attack = 10.0 ** ((attack_noise - ATTACK_NOISE_OFFSET) * 40.0 / 20.0) * self.noise_shape
             k = min(ATTACK_FRAMES, n)
             sustain[:k] = attack.expand(k, -1)
-            params.noise[start:stop] = sustain
-            last_hz, previous_stop = hz, max(previous_stop, stop)
-        params.f0[previous_stop:] = last_hz
+            put(params.noise, first, last, sustain)
+            last_hz, previous_stop = hz, max(previous_stop, last)
+        put(params.f0, previous_stop, n_frames, last_hz, False)
         params.harmonics = normalize_harmonics(params.harmonics, params.f0, self.max_hz)
         return params
 

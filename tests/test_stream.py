@@ -1,11 +1,15 @@
 """The streamed render (engine.stream) against the whole-array render (engine.render.render_clips + write_audio):
 the same bytes across block boundaries, in stems, with the limiter working across a block boundary and in reverb
 tails; its parts (reverb stream, gate window, limited view, sample file) against their whole-signal forms."""
+from dataclasses import astuple
+
 import numpy as np
 import pytest
+import torch
 import soundfile as sf
 from scipy.signal import oaconvolve
 
+from engine.curves import sounding_controls
 from engine.dsp import REVERB_BLOCK, Reverb
 from engine.notes import Clip
 from engine.presets import load_preset
@@ -71,8 +75,9 @@ def test_streamed_neural_presets_equal_whole(tmp_path):
     block = REVERB_BLOCK / SR
     parts = [(clip([(72, 0.1, block + 0.5)]), load_preset("flute")),
              (clip([(48, block - 0.5, block + 1.0)]), load_preset("bassoon"))]
-    _, whole, _, stem_paths = streamed_and_whole(parts, tmp_path)
+    result, whole, streamed, stem_paths = streamed_and_whole(parts, tmp_path)
     assert whole.read_bytes() == (tmp_path / "streamed.wav").read_bytes()
+    assert streamed.sounding == sounding_controls(result.voices)  # measured chunk by chunk as the render went
 
 
 def test_reverb_stream_is_the_convolution_and_any_block_feed_is_the_same():
@@ -150,5 +155,9 @@ def test_render_cache_on_disk_equals_in_memory_full_and_incremental(parametric, 
     assert again[1].mode == "incremental" and again[1].changed == again[0].changed
     assert np.array_equal(again[1].audio[0:n], again[0].audio)
     in_memory, on_disk = memory.entries["c"], disk.entries["c"]
-    assert on_disk.disk_bytes == 2 * 4 * n == in_memory.nbytes - on_disk.nbytes  # mix and limited mix on disk
+    params = sum(v.params.nbytes for v in in_memory.voices)
+    assert on_disk.nbytes == 0 and on_disk.disk_bytes == 2 * 4 * n + params == in_memory.nbytes  # all on disk
+    for kept, held in zip(on_disk.voices, in_memory.voices):  # the parameters on disk are those in memory
+        assert all(torch.equal(a, b) for a, b in zip(astuple(kept.params.read(0, held.params.n_frames))[:4],
+                                                     astuple(held.params.params)[:4]))
     assert list((tmp_path / "cache").iterdir()) == []  # nothing named on disk

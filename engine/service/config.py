@@ -50,7 +50,8 @@ class ServiceConfig:
     upload_timeout: float = 30.0  # seconds without a new chunk before an upload expires
     result_ttl: float = 600.0  # seconds a finished request stays answerable (status, fetch)
     keep_hours: float = 72.0  # renders older than this are deleted
-    cache_mb: int = 256  # incremental-render state in memory: voices' parameters (3-minute 100-harmonic voice: 30 MB)
-    cache_disk_mb: int = 8192  # the cached clips' mixes, on disk in the render folder's temporary folder
+    cache_mb: int = 256  # incremental-render state in memory (parameters and mixes are on disk: near nothing)
+    cache_disk_mb: int = 8192  # the cached clips' mixes and voices' parameters (3-minute 100-harmonic voice: 30 MB),
+    # on disk in the render folder's temporary folder
     incremental: bool = True
     preload: tuple[str, ...] = ()
