@@ -79,8 +79,9 @@ def test_train_reports_a_missing_dataset(tmp_path, capsys):
 
 
 def test_negative_step_counts_are_refused(tmp_path, capsys):
-    assert main(["train", "--instrument", "x", "--data", str(tmp_path), "--spectral-steps", "-1", "-q"]) == 1
-    assert "--spectral-steps must be 0 or more" in capsys.readouterr().err
+    for flag in ("--steps", "--spectral-steps", "--adversarial-steps"):
+        assert main(["train", "--instrument", "x", "--data", str(tmp_path), flag, "-1", "-q"]) == 1
+        assert "--adversarial-steps must be 0 or more" in capsys.readouterr().err
 
 
 def test_refresh_of_a_folder_that_is_not_a_dataset_says_so(tmp_path, capsys):
