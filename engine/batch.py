@@ -152,29 +152,40 @@ def plan(inputs: list[str], presets: list[str], rates: list[int], bits: str, out
     if bits not in BITS:
         raise BatchError(f"--bits must be one of {', '.join(BITS)}")
     files = midi_files(inputs)
+    check_distinct_outputs(files, Path(out) / Path(presets[0]).name / str(rates[0]))
     code = render_code()
     digests = {name: preset_sha256(name) for name in presets}
-    midi_digests: dict[Path, str | None] = {}
-    jobs, done, claimed = [], 0, {}
+    midi_digests = {midi: readable_sha256(midi) for midi, _ in files}
+    jobs, done = [], 0
     for preset in presets:
         for rate in rates:
             for midi, relative in files:
                 output = Path(out) / Path(preset).name / str(rate) / relative.with_suffix(".wav")
-                if output in claimed and claimed[output] != midi:
-                    raise BatchError(f"{claimed[output]} and {midi} would both render to {output}: "
-                                     f"rename one or render them separately")
-                claimed[output] = midi
-                if midi not in midi_digests:
-                    try:
-                        midi_digests[midi] = file_sha256(midi)
-                    except OSError:  # unreadable: its tasks fail with the reason, the others go on
-                        midi_digests[midi] = None
                 manifest = manifest_for(midi_digests[midi], preset, digests[preset], rate, bits, code)
                 if is_done(output, manifest):
                     done += 1
                 else:
                     jobs.append(RenderJob(str(midi), str(output), preset, rate, bits, manifest))
     return jobs, done
+
+
+def check_distinct_outputs(files: list[tuple[Path, Path]], folder: Path) -> None:
+    """BatchError when two MIDI files would render to one output (the same path under every preset and rate;
+    `folder` is the first preset's and rate's, named in the message)."""
+    claimed: dict[Path, Path] = {}
+    for midi, relative in files:
+        target = relative.with_suffix(".wav")
+        if claimed.setdefault(target, midi) != midi:
+            raise BatchError(f"{claimed[target]} and {midi} would both render to {folder / target}: "
+                             f"rename one or render them separately")
+
+
+def readable_sha256(path: Path) -> str | None:
+    """file_sha256, or None for a file that cannot be read (its tasks fail with the reason, the others go on)."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------- one task
