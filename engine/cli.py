@@ -134,14 +134,13 @@ def render_batch_output(job) -> dict:
 
 def cmd_batch(args) -> None:
     from .batch import job_label, parse_presets, parse_rates, plan, summary_line
-    from .runner import RunnerError, Task, run_tasks
+    from .runner import RunnerError, Task
 
     runner = runner_options(args)
     jobs, skipped = plan(args.inputs, parse_presets(args.presets), parse_rates(args.sample_rate), args.bits, args.out)
     tasks = [Task(job_label(job), render_batch_output, (job,)) for job in jobs]
     try:
-        outcomes = run_tasks(tasks, runner.jobs, use_ray=runner.use_ray, ray_address=runner.ray_address, desc="batch",
-                             unit="file", quiet=args.quiet)
+        outcomes = runner.run(tasks, desc="batch", unit="file", quiet=args.quiet)
     except RunnerError as error:
         raise CliError(str(error)) from None
     for outcome in outcomes:

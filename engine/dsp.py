@@ -8,6 +8,7 @@ block can be re-made alone with identical samples.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -247,11 +248,16 @@ def synthesize(params: SynthParams, sample_rate: int, n_samples: int, seed: int 
     if len(ranges) <= 1:
         _synthesize_range(params, sample_rate, seed, start, out)
         return out
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(ranges), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+    with thread_pool(len(ranges)) as pool:
         list(pool.map(lambda r: _synthesize_range(params, sample_rate, seed, start + r[0], out[r[0]:r[1]]), ranges))
     return out
+
+
+def thread_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool whose threads run torch with one thread each, set before their first torch call (torch keeps the
+    thread count per thread: a fresh thread would otherwise use all cores and differ in the last bits)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="render", initializer=torch.set_num_threads,
+                              initargs=(1,))
 
 
 def _synthesize_range(params: SynthParams, sample_rate: int, seed: int, start: int, out: torch.Tensor) -> None:

@@ -25,7 +25,7 @@ from .curves import apply_curves
 from .dsp import frames_needed
 from .expression import extract_controls
 from .notes import Note
-from .params import FRAME_RATE, SynthParams, frames_for
+from .params import FRAME_RATE, PARAM_TENSORS, SynthParams, frames_for
 from .presets import Preset
 from .synthesis import VoiceNotes
 
@@ -112,8 +112,7 @@ def join(parts: Sequence[SynthParams]) -> SynthParams:
     """Consecutive frames of one voice as one SynthParams."""
     if len(parts) == 1:
         return parts[0]
-    return SynthParams(*(torch.cat([getattr(p, name) for p in parts])
-                         for name in ("f0", "amplitude", "harmonics", "noise")), parts[0].max_hz)
+    return SynthParams(*(torch.cat([getattr(p, name) for p in parts]) for name in PARAM_TENSORS), parts[0].max_hz)
 
 
 class RollingFrames:

@@ -46,10 +46,10 @@ from . import core
 from .dsp import frames_needed, synthesize
 from .frames import VoiceFrames, join
 from .notes import Clip, Note
-from .params import FRAME_RATE, SynthParams
+from .params import FRAME_RATE, PARAM_TENSORS, SynthParams
 from .presets import Preset
-from .render import Limited, limit_range, limit_reach, limiter_warning, note_gate, render_clip, resolve_voices
-from .stream import ParamFile, SampleFile, prepare, render_mix
+from .render import BLOCK_SAMPLES, Limited, limit_range, limit_reach, limiter_warning, note_gate, render_clip, resolve_voices
+from .stream import ParamFile, SampleFile, prepare, render_mix, voice_steps
 
 log = logging.getLogger("engine.render")
 
@@ -73,11 +73,10 @@ class MemoryParams:
         return getattr(self.params, name)[start:stop].clone()
 
     def read(self, start: int, stop: int) -> SynthParams:
-        return SynthParams(*(self.field(name, start, stop) for name in ("f0", "amplitude", "harmonics", "noise")),
-                           self.max_hz)
+        return SynthParams(*(self.field(name, start, stop) for name in PARAM_TENSORS), self.max_hz)
 
     def write(self, start: int, params: SynthParams) -> None:
-        for name in ("f0", "amplitude", "harmonics", "noise"):
+        for name in PARAM_TENSORS:
             getattr(self.params, name)[start:start + params.n_frames] = getattr(params, name)
 
     def close(self) -> None:
@@ -175,14 +174,13 @@ def _render_full_on_disk(clip: Clip, preset: Preset, sample_rate: int, seed: int
         voice.frames.on_chunk = lambda first, chunk, index=index, voice=voice: _store_chunk(
             stores, index, folder, voice.frames.frames.n_frames, first, chunk)
     mix = SampleFile(folder, rendering.n_samples)
-    render_mix(rendering, mix, progress=lambda done, total: progress((n_voices + 1) * done / total, n_voices + 1)
-               if progress else None)
+    render_mix(rendering, mix, progress=voice_steps(progress, n_voices))
     warning = limiter_warning(mix)
     limited = None
     if warning:
         limited, source = SampleFile(folder, rendering.n_samples), Limited(mix, sample_rate)
-        for lo in range(0, rendering.n_samples, 2 ** 18):
-            limited[lo:lo + 2 ** 18] = source[lo:lo + 2 ** 18]
+        for lo in range(0, rendering.n_samples, BLOCK_SAMPLES):
+            limited[lo:lo + BLOCK_SAMPLES] = source[lo:lo + BLOCK_SAMPLES]
         log.warning("%s", warning)
     voices = [VoiceState(v.notes, v.controls, store, voice_seed(seed, i))
               for i, (v, store) in enumerate(zip(rendering.voices, stores))]
@@ -304,7 +302,7 @@ def _window(params: MemoryParams | ParamFile, sample_rate: int, start: int, stop
 def _apply(window: SynthParams, patch: Patch) -> None:
     """Put the patch's frames that fall in the window into it."""
     lo, hi = max(patch.start, window.first_frame), min(patch.stop, window.first_frame + window.n_frames)
-    for name in ("f0", "amplitude", "harmonics", "noise"):
+    for name in PARAM_TENSORS:
         getattr(window, name)[lo - window.first_frame:hi - window.first_frame] = \
             getattr(patch.params, name)[lo - patch.start:hi - patch.start]
 

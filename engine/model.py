@@ -52,7 +52,7 @@ def synthesis_features(notes: Sequence[Note], controls: torch.Tensor, n_frames: 
         lo, hi = max(start, first), min(end, stop)
         if hi <= lo:
             continue
-        t = torch.arange(start, end, dtype=torch.float32)[lo - start:hi - start] / FRAME_RATE
+        t = torch.arange(lo, hi, dtype=torch.float32) / FRAME_RATE
         extra[lo - first:hi - first, 0] = (note.pitch - 60) / 24.0
         extra[lo - first:hi - first, 1] = torch.tanh((t - note.onset).clamp_min(0) / 0.25)
         extra[lo - first:hi - first, 2] = torch.tanh((note.offset - t).clamp_min(0) / 0.25)

@@ -32,6 +32,9 @@ def band_hz(sample_rate: float) -> float:
     return min(FULL_BAND_HZ, sample_rate / 2.0)
 
 
+PARAM_TENSORS = ("f0", "amplitude", "harmonics", "noise")  # SynthParams' tensors, in field order
+
+
 @dataclass
 class SynthParams:
     f0: torch.Tensor  # (frames,) Hz

@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -31,7 +30,7 @@ import torch
 from daw_bridge.files import atomic_file
 from daw_bridge.protocol import check_sample_rate
 
-from .dsp import synthesize
+from .dsp import synthesize, thread_pool
 from .frames import VoiceFrames, voice_frame_count
 from .notes import CONTROL_NAMES, Clip, Note, NoteError, note_to_data
 from .params import SynthParams
@@ -165,13 +164,6 @@ def render_threads() -> int:
             raise ValueError(f"DDSP_RENDER_THREADS={configured!r}: use a whole number of threads, 1 or more")
         return int(configured)
     return max(1, default_jobs())
-
-
-def thread_pool(threads: int) -> ThreadPoolExecutor:
-    """A pool whose threads run torch with one thread each, set before their first torch call (torch keeps the
-    thread count per thread: a fresh thread would otherwise use all cores and differ in the last bits)."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="render", initializer=torch.set_num_threads,
-                              initargs=(1,))
 
 
 def voice_params(notes: Sequence[Note], preset: Preset, sample_rate: int, n_samples: int,
@@ -318,7 +310,7 @@ class _Shifted:
 
 
 def limit_range(audio: np.ndarray, out: np.ndarray, start: int, stop: int, sample_rate: int,
-                block: int = 2 ** 18) -> None:
+                block: int = BLOCK_SAMPLES) -> None:
     """Write samples [start, stop) of the limited `audio` into `out` (the same positions), reading `audio` within
     limit_reach() of them. The gain is the largest that keeps every sample under the ceiling, holds for
     LIMIT_HOLD_SECONDS around each peak and moves by at most 1 / limit_ramp() per sample:

@@ -42,6 +42,10 @@ class RunnerOptions:
     use_ray: bool = False
     ray_address: str | None = None
 
+    def run(self, tasks: Sequence["Task"], **kwargs) -> list["Outcome"]:
+        """run_tasks(tasks) here (kwargs: its desc, unit, quiet, report)."""
+        return run_tasks(tasks, self.jobs, use_ray=self.use_ray, ray_address=self.ray_address, **kwargs)
+
 
 @dataclass
 class Outcome:

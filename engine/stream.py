@@ -27,12 +27,12 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .dsp import REVERB_BLOCK, synthesize
+from .dsp import REVERB_BLOCK, synthesize, thread_pool
 from .notes import Clip, Note
 from .params import SynthParams
 from .presets import Preset
 from .frames import RollingFrames, VoiceFrames, voice_frame_count
-from .render import AudioWriter, Limited, limiter_warning, note_gate, render_threads, thread_pool, voice_jobs
+from .render import AudioWriter, Limited, limiter_warning, note_gate, render_threads, voice_jobs
 
 
 def return_freed_arrays(threshold: int = 256 * 1024) -> None:
@@ -199,10 +199,9 @@ class Rendering:
 
 
 def prepare(parts: Sequence[tuple[Clip, Preset]], sample_rate: int, seed: int = 0, duration: float | None = None,
-            threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> Rendering:
+            progress: Callable[[int, int], None] | None = None) -> Rendering:
     """Every voice's controls and parameter source, as engine.render.render_clips makes them (same seeds, same
-    checks); the parameters themselves are made as `Rendering.blocks` reaches them. `threads`: unused (the
-    voices' work is in the blocks)."""
+    checks); the parameters themselves are made as `Rendering.blocks` reaches them."""
     n_samples, jobs = voice_jobs(parts, sample_rate, seed, duration)
     rendering = Rendering(sample_rate, n_samples, [])
     for done, (preset, notes, controls, voice_seed) in enumerate(jobs, 1):
@@ -228,6 +227,14 @@ class StreamResult:
     @property
     def duration(self) -> float:
         return self.n_samples / self.sample_rate
+
+
+def voice_steps(progress: Callable[[float, int], None] | None,
+                n_voices: int) -> Callable[[int, int], None] | None:
+    """A blocks-done progress callback that reports in steps of n_voices + 1, as render_clips counts."""
+    if progress is None:
+        return None
+    return lambda done, total: progress((n_voices + 1) * done / total, n_voices + 1)
 
 
 def render_mix(rendering: Rendering, mix: SampleFile, stem_writers: Sequence[AudioWriter] | None = None,
@@ -256,22 +263,20 @@ def render_to_file(parts: Sequence[tuple[Clip, Preset]], path: str | Path, sampl
     length. Every file is written atomically; on an error none of them is left half-written."""
     output = AudioWriter(path, sample_rate, bits)  # a bad name or bit depth fails here, before any work
     writers = [AudioWriter(p, sample_rate, bits) for p in stem_paths] if stem_paths is not None else None
-    rendering = prepare(parts, sample_rate, seed, duration, threads)
+    rendering = prepare(parts, sample_rate, seed, duration)
     if writers is not None and len(writers) != len(rendering.voices):
         raise ValueError(f"{len(writers)} stem paths for {len(rendering.voices)} voices")
-    n_voices = len(rendering.voices)  # progress in steps of n_voices + 1 (as render_clips counts), by the blocks
-    steps = lambda done, total: progress((n_voices + 1) * done / total, n_voices + 1) if progress else None  # noqa: E731
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     mix = SampleFile(Path(path).parent, rendering.n_samples)
     try:
         with ExitStack() as stack:
             for writer in writers or ():
                 stack.enter_context(writer)
-            render_mix(rendering, mix, writers, threads, steps)
+            render_mix(rendering, mix, writers, threads, voice_steps(progress, len(rendering.voices)))
         with output:
             warning = write_limited(mix, output, sample_rate)
     finally:
         mix.close()
-    return StreamResult(sample_rate, rendering.n_samples, rendering.controls, n_voices, output.peak,
+    return StreamResult(sample_rate, rendering.n_samples, rendering.controls, len(rendering.voices), output.peak,
                         [warning] if warning else [], rendering.sounding())
 

@@ -39,8 +39,8 @@ from ..model import bridge_legato
 from daw_bridge.files import write_atomic, write_json_atomic
 from daw_bridge.protocol import check_sample_rate
 from ..notes import CONTROL_NAMES, Note, NoteError
-from ..params import FRAME_RATE, SynthParams, band_hz
-from ..runner import RunnerError, RunnerOptions, Task, run_tasks
+from ..params import FRAME_RATE, PARAM_TENSORS, SynthParams, band_hz
+from ..runner import RunnerError, RunnerOptions, Task
 from .performance import MelodyNote, Performance, chorale_voices, get_instrument, perform, perform_musical
 
 FORMAT, VERSION = "ddsp-dataset", 1
@@ -145,7 +145,7 @@ def piece_targets(audio: np.ndarray, prior_f0: np.ndarray, notes: list[Note], sa
     max_hz = band_hz(sample_rate)
     targets = analysis.analyze(audio, prior_f0, sample_rate, refine=refine, voiced=voiced, n_harmonics=n_harmonics,
                                max_hz=max_hz)
-    params = SynthParams(*(torch.from_numpy(targets[k]) for k in ("f0", "amplitude", "harmonics", "noise")), max_hz)
+    params = SynthParams(*(torch.from_numpy(targets[k]) for k in PARAM_TENSORS), max_hz)
     params = bridged_targets(params, stored_notes)
     targets["amplitude"] = params.amplitude.numpy()
     controls = extract_controls(params, stored_notes).numpy()
@@ -457,14 +457,15 @@ def build_soundfont_dataset(out: str | Path, instrument: str, pieces: int = 40, 
             piece_id = f"{chorale}-{other}-musical"
             piece_rng = np.random.default_rng([seed, spec.program, zlib.crc32(piece_id.encode())])
             planned.append((piece_id, ChoralePiece(chorale, split, other, "musical", voices[other], piece_rng)))
-    todo = [(piece_id, piece) for piece_id, piece in planned if builder.done(piece_id) is None]
+    done = {piece_id: builder.done(piece_id) for piece_id, _ in planned}
+    todo = [(piece_id, piece) for piece_id, piece in planned if done[piece_id] is None]
     tasks = []
     if todo:
         with tempfile.TemporaryDirectory(prefix="ddsp-dataset-") as tmp:
             gain = calibrate_gain(spec.program, spec.low, spec.high, font, Path(tmp), sample_rate)
         tasks = [Task(piece_id, build_chorale_piece, (builder, piece_id, piece, spec, font, sample_rate, gain,
                                                       max_seconds, flatten)) for piece_id, piece in todo]
-    infos = build_pieces(builder, [piece_id for piece_id, _ in planned], tasks, f"dataset {spec.name}", quiet, runner)
+    infos = build_pieces(done, tasks, f"dataset {spec.name}", quiet, runner)
     splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
     gains = {i["gain"] for i in infos.values()}
     meta = {"format": FORMAT, "version": VERSION, "instrument": spec.name, "program": spec.program,
@@ -502,23 +503,22 @@ def build_chorale_piece(builder: Builder, piece_id: str, piece: ChoralePiece, sp
     return info
 
 
-def build_pieces(builder: Builder, piece_ids: list[str], tasks: list[Task], desc: str, quiet: bool,
+def build_pieces(done: dict[str, dict | None], tasks: list[Task], desc: str, quiet: bool,
                  runner: RunnerOptions | None) -> dict[str, dict]:
-    """Run the tasks of the pieces not yet built; -> every piece's info in `piece_ids` order (what meta.json lists).
-    A failed piece is named in one line and the others are kept; then DatasetError (run again to resume)."""
-    runner = runner or RunnerOptions()
+    """Run the tasks of the pieces not yet built (`done`: every piece's info from an earlier build, or None, in
+    the order meta.json lists them); -> every piece's info in that order. A failed piece is named in one line and
+    the others are kept; then DatasetError (run again to resume)."""
     try:
-        outcomes = run_tasks(tasks, runner.jobs, use_ray=runner.use_ray, ray_address=runner.ray_address, desc=desc,
-                             unit="piece", quiet=quiet)
+        outcomes = (runner or RunnerOptions()).run(tasks, desc=desc, unit="piece", quiet=quiet)
     except RunnerError as error:
         raise DatasetError(str(error)) from None
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        raise DatasetError(f"{len(failed)} of {len(piece_ids)} pieces failed ({failed[0].label}: {failed[0].error}"
+        raise DatasetError(f"{len(failed)} of {len(done)} pieces failed ({failed[0].label}: {failed[0].error}"
                            f"{'; the others above' if len(failed) > 1 else ''}); the rest are kept: run the same "
                            f"command again to retry")
     built = {o.label: o.value for o in outcomes}
-    return {piece_id: built[piece_id] if piece_id in built else builder.done(piece_id) for piece_id in piece_ids}
+    return {piece_id: built[piece_id] if piece_id in built else info for piece_id, info in done.items()}
 
 
 def render_piece(performance: Performance, program: int, font: Path, sample_rate: int, gain: float,

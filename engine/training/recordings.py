@@ -225,10 +225,11 @@ def build_recordings_dataset(recordings: str | Path, out: str | Path, instrument
                 "files": {p.name: p.stat().st_size for p in files}}
     builder = Builder(out, settings)
     builder.start()
+    done = {piece_id: builder.done(piece_id) for piece_id in ids}
     tasks = [Task(piece_id, build_recording_piece, (builder, piece_id, path, sample_rate,
                                                      "test" if piece_id in test else "train"))
-             for path, piece_id in zip(files, ids) if builder.done(piece_id) is None]
-    infos = build_pieces(builder, ids, tasks, f"dataset {instrument_name}", quiet, runner)
+             for path, piece_id in zip(files, ids) if done[piece_id] is None]
+    infos = build_pieces(done, tasks, f"dataset {instrument_name}", quiet, runner)
     pitches = [int(p) for i in infos for p in np.load(out / "pieces" / f"{i}.npz")["notes"][:, 0]]
     splits = {s: [p for p, i in infos.items() if i["split"] == s] for s in ("train", "test")}
     meta = {"format": FORMAT, "version": VERSION, "instrument": instrument_name, "program": program,

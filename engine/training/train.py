@@ -35,7 +35,7 @@ from ..model import (N_NOTE_FEATURES, WEIGHTS_FILE, ExpressionNet, SynthesisNet,
                     masked_log_softmax, note_features, note_pitch_hz, save_weights, synthesis_features)
 from ..notes import Note
 from . import adversarial, spectral
-from ..params import FRAME_RATE, N_HARMONICS, SynthParams
+from ..params import FRAME_RATE, N_HARMONICS, PARAM_TENSORS, SynthParams
 
 VERSION = 1
 
@@ -86,8 +86,8 @@ def piece_notes(piece: dict) -> list[Note]:
 
 
 def piece_params(piece: dict, max_hz: float) -> SynthParams:
-    return SynthParams(*(torch.from_numpy(np.asarray(piece[k], dtype=np.float32))
-                         for k in ("f0", "amplitude", "harmonics", "noise")), max_hz=max_hz)
+    return SynthParams(*(torch.from_numpy(np.asarray(piece[k], dtype=np.float32)) for k in PARAM_TENSORS),
+                       max_hz=max_hz)
 
 
 @dataclass
